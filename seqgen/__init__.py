@@ -1,0 +1,35 @@
+"""seqgen: synthetic images of handwritten digit sequences composed from real MNIST digits.
+
+Importing the package is cheap: submodules (and numpy, pooch, scikit-image, ...)
+load on first use of a name, and no data is read or downloaded until asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_mnist": "seqgen.data",
+    "download_mnist": "seqgen.data",
+    "DigitSet": "seqgen.data",
+    "generate_numbers_sequence": "seqgen.generate",
+    "generate_phone_numbers": "seqgen.generate",
+    "DataGenerator": "seqgen.dataset",
+    "Pipeline": "seqgen.augment",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'seqgen' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,5 @@
+"""``python -m seqgen``: the command-line interface."""
+
+from seqgen.cli import main
+
+raise SystemExit(main())

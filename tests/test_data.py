@@ -1,0 +1,353 @@
+"""The data layer: IDX files, the sample, DigitSet, downloads against a local server."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqgen import data
+from seqgen.data import (
+    DigitSet,
+    MnistUnavailableError,
+    SampleFallbackWarning,
+    download_mnist,
+    load_mnist,
+)
+from seqgen.idx import IdxFormatError, read_idx, write_idx
+
+from mnist_server import FILES, MnistServer
+
+
+@pytest.fixture
+def server(tmp_path):
+    with MnistServer(tmp_path / "served") as srv:
+        yield srv
+
+
+@pytest.fixture
+def cache(tmp_path):
+    data.clear_cache()
+    yield tmp_path / "cache"
+    data.clear_cache()
+
+
+def _refused_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"  # nothing listens there any more
+
+
+# --------------------------------------------------------------------------- IDX
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_idx_round_trip_every_type(tmp_path, dtype, suffix):
+    array = (np.arange(2 * 3 * 4 * 5) - 7).reshape(2, 3, 4, 5).astype(dtype)
+    back = read_idx(write_idx(tmp_path / f"a.idx{suffix}", array))
+    assert back.dtype == np.dtype(dtype) and back.shape == (2, 3, 4, 5)
+    np.testing.assert_array_equal(back, array)
+
+
+def test_idx_rejects_wrong_magic(tmp_path):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(b"\x01\x00\x08\x01" + b"\x00\x00\x00\x02" + b"ab")
+    with pytest.raises(IdxFormatError, match=r"bad\.idx: wrong magic number"):
+        read_idx(path)
+
+
+def test_idx_rejects_unknown_type(tmp_path):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(b"\x00\x00\x07\x01" + b"\x00\x00\x00\x02" + b"ab")
+    with pytest.raises(IdxFormatError, match="unknown IDX type code 0x07"):
+        read_idx(path)
+
+
+def test_idx_detects_truncation_and_trailing_bytes(tmp_path):
+    path = write_idx(tmp_path / "x.idx", np.zeros((4, 28, 28), np.uint8))
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-10])
+    with pytest.raises(IdxFormatError, match=r"x\.idx: truncated: header \(4, 28, 28\)"):
+        read_idx(path)
+    path.write_bytes(raw + b"\x00")
+    with pytest.raises(IdxFormatError, match="trailing bytes"):
+        read_idx(path)
+    path.write_bytes(raw[:6])
+    with pytest.raises(IdxFormatError, match="truncated header"):
+        read_idx(path)
+
+
+def test_idx_detects_truncated_gzip(tmp_path):
+    path = write_idx(tmp_path / "x.idx.gz", np.arange(1000, dtype=np.int32))
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(IdxFormatError, match=r"x\.idx\.gz: corrupt or truncated gzip"):
+        read_idx(path)
+
+
+# --------------------------------------------------------------------------- sample and DigitSet
+
+
+def test_sample_split_is_fixed_stratified_and_disjoint(train_digits, test_digits):
+    assert (len(train_digits), len(test_digits)) == (4000, 1000)
+    assert train_digits.class_counts.tolist() == [400] * 10
+    assert test_digits.class_counts.tolist() == [100] * 10
+    assert train_digits.images.shape == (4000, 28, 28) and train_digits.images.dtype == np.uint8
+    assert train_digits.labels.dtype == np.uint8
+    assert (train_digits.split, test_digits.split) == ("train", "test")
+    # MNIST convention: background 0, ink up to 255.
+    assert train_digits.images[:, 0, :].max() == 0 and train_digits.images.max() == 255
+    # No test image is also a train image.
+    train_keys = {img.tobytes() for img in train_digits.images}
+    assert not any(img.tobytes() in train_keys for img in test_digits.images)
+
+
+def test_sets_are_loaded_once_and_read_only(train_digits):
+    assert load_mnist("train", source="sample") is train_digits
+    with pytest.raises(ValueError):
+        train_digits.images[0, 0, 0] = 1
+
+
+def test_class_indices_and_ink_extents():
+    images = np.zeros((3, 28, 28), np.uint8)
+    images[0, 5:20, 10:15] = 200
+    images[1, 3, 2] = 1
+    labels = np.array([7, 3, 7])
+    digits = DigitSet(images, labels)
+    assert [idx.tolist() for idx in digits.class_indices] == [[], [], [], [1], [], [], [], [0, 2], [], []]
+    assert digits.ink_extents.tolist() == [[10, 15], [2, 3], [14, 14]]
+    assert digits.ink_widths.tolist() == [5, 1, 0]
+
+
+def test_digitset_accepts_float_and_validates():
+    images = np.zeros((2, 28, 28), np.float32)
+    images[0, 10, 10] = 1.0
+    digits = DigitSet(images, [1, 2], name="mine")
+    assert digits.images.dtype == np.uint8 and digits.images[0, 10, 10] == 255
+    assert repr(digits) == "DigitSet(name='mine', split=None, n=2)"
+    with pytest.raises(ValueError, match=r"images: expected shape \(N, 28, 28\)"):
+        DigitSet(np.zeros((2, 28, 27)), [1, 2])
+    with pytest.raises(ValueError, match=r"labels: expected shape \(2,\)"):
+        DigitSet(np.zeros((2, 28, 28)), [1, 2, 3])
+    with pytest.raises(ValueError, match="labels: expected integers 0..9"):
+        DigitSet(np.zeros((2, 28, 28)), [1, 10])
+    with pytest.raises(ValueError, match=r"float pixels must lie in \[0, 1\]"):
+        DigitSet(np.full((1, 28, 28), 2.0), [1])
+    with pytest.raises(ValueError, match="split: expected one of"):
+        DigitSet(np.zeros((1, 28, 28)), [1], split="val")
+
+
+def test_subset(train_digits):
+    small = train_digits.subset(per_class=3)
+    assert len(small) == 30 and small.class_counts.tolist() == [3] * 10
+    assert small.split == "train" and small.name == "sample"
+    assert len(train_digits.subset(np.arange(5))) == 5
+    assert len(train_digits.subset(train_digits.labels == 4)) == 400
+
+
+def test_load_mnist_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="split: expected one of"):
+        load_mnist("validation")
+    with pytest.raises(ValueError, match="source: expected 'auto', 'mnist', 'sample' or an existing folder"):
+        load_mnist("train", source=str(tmp_path / "missing"))
+    with pytest.raises(TypeError, match="source:"):
+        load_mnist("train", source=3)
+
+
+# --------------------------------------------------------------------------- local folder
+
+
+def test_local_folder_with_gz_or_raw_files(server, tmp_path, cache):
+    digits = load_mnist("test", source=server.folder)
+    sample = load_mnist("test", source="sample")
+    np.testing.assert_array_equal(digits.images, sample.images)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in FILES:
+        (raw / name[:-3]).write_bytes(gzip.decompress((server.folder / name).read_bytes()))
+    np.testing.assert_array_equal(load_mnist("test", source=raw).labels, sample.labels)
+
+
+def test_local_folder_missing_and_mismatched_files(server, tmp_path, cache):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "t10k-images-idx3-ubyte.gz").write_bytes((server.folder / "t10k-images-idx3-ubyte.gz").read_bytes())
+    with pytest.raises(FileNotFoundError, match="has no t10k-labels-idx1-ubyte.gz"):
+        load_mnist("test", source=partial)
+    write_idx(partial / "t10k-labels-idx1-ubyte.gz", np.zeros(7, np.uint8))
+    with pytest.raises(ValueError, match="7 labels for 1000 images"):
+        load_mnist("test", source=partial)
+
+
+# --------------------------------------------------------------------------- download
+
+
+def test_download_then_cache_hit_without_contacting_the_server(server, cache):
+    paths = download_mnist(cache, urls=server.url(), registry=server.registry, progress=False)
+    assert sorted(p.name for p in paths.values()) == sorted(FILES)
+    assert len(server.requests) == 4
+    for name in FILES:
+        assert (cache / name).read_bytes() == (server.folder / name).read_bytes()
+    download_mnist(cache, urls=server.url(), registry=server.registry, progress=False)
+    assert len(server.requests) == 4  # every file verified from the cache
+
+
+def test_mirror_failover_past_404_500_and_refused(server, cache):
+    urls = [_refused_url(), server.url("404"), server.url("500"), server.url()]
+    download_mnist(cache, urls=urls, registry=server.registry, progress=False, retries=0)
+    assert sum(r.startswith("/good/") for r in server.requests) == 4
+    assert sum(r.startswith("/404/") for r in server.requests) == 4
+    assert sum(r.startswith("/500/") for r in server.requests) == 4
+
+
+def test_retries_before_moving_on(server, cache):
+    with pytest.raises(MnistUnavailableError):
+        download_mnist(cache, urls=server.url("500"), registry=server.registry, progress=False, retries=1)
+    assert len(server.requests) == 2  # one file, tried twice, then given up
+
+
+def test_checksum_mismatch_names_file_and_hashes_and_keeps_nothing(server, cache):
+    with pytest.raises(MnistUnavailableError) as info:
+        download_mnist(cache, urls=server.url("corrupt"), registry=server.registry, progress=False, retries=0)
+    message = str(info.value)
+    first = next(iter(FILES))
+    assert first in message and server.registry[first].split(":")[1] in message
+    assert "does not match" in message
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_interrupted_download_leaves_nothing_behind(server, cache):
+    with pytest.raises(MnistUnavailableError, match="could not download train-images"):
+        download_mnist(cache, urls=server.url("truncated"), registry=server.registry, progress=False, retries=0)
+    assert not cache.exists() or list(cache.iterdir()) == []
+    download_mnist(cache, urls=server.url(), registry=server.registry, progress=False)
+    assert data.is_cached(cache)
+
+
+def test_truncated_or_corrupt_cached_file_is_fetched_again(server, cache):
+    download_mnist(cache, urls=server.url(), registry=server.registry, progress=False)
+    target = cache / "t10k-images-idx3-ubyte.gz"
+    good = target.read_bytes()
+    target.write_bytes(good[: len(good) // 3])
+    (cache / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
+    download_mnist(cache, urls=server.url(), registry=server.registry, progress=False)
+    assert target.read_bytes() == good
+    assert server.requests[4:] == ["/good/t10k-images-idx3-ubyte.gz", "/good/t10k-labels-idx1-ubyte.gz"]
+
+
+def test_two_processes_downloading_into_an_empty_cache(server, cache):
+    script = (
+        "import json, sys; from seqgen.data import download_mnist, load_mnist;"
+        "download_mnist(sys.argv[1], urls=sys.argv[2], registry=json.loads(sys.argv[3]), progress=False);"
+        "print(int(load_mnist('train', source=sys.argv[1]).images.sum()))"
+    )
+    args = [sys.executable, "-c", script, str(cache), server.url(), json.dumps(server.registry)]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    expected = int(load_mnist("train", source="sample").images.sum())
+    assert [int(out) for out, _ in outputs] == [expected, expected]
+    assert sorted(p.name for p in cache.iterdir()) == sorted(FILES)
+
+
+# --------------------------------------------------------------------------- load_mnist sources
+
+
+def test_mnist_source_downloads_and_loads(server, cache, monkeypatch):
+    monkeypatch.delenv("SEQGEN_OFFLINE")
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", server.url())
+    monkeypatch.setattr(data, "MNIST_REGISTRY", server.registry)
+    digits = load_mnist("test", source="mnist", data_dir=cache, progress=False)
+    assert digits.name == "mnist" and digits.split == "test" and len(digits) == 1000
+    assert load_mnist("test", source="auto", data_dir=cache, progress=False).name == "mnist"
+
+
+def test_mnist_source_without_network_is_a_clear_error(cache, monkeypatch):
+    monkeypatch.delenv("SEQGEN_OFFLINE")
+    with pytest.raises(MnistUnavailableError, match="source='mnist': full MNIST is unavailable.*seqgen download"):
+        load_mnist("train", source="mnist", data_dir=cache, urls=[_refused_url()], progress=False)
+
+
+def test_auto_falls_back_to_the_sample_with_one_warning(cache, monkeypatch):
+    monkeypatch.delenv("SEQGEN_OFFLINE")
+    monkeypatch.setattr(data, "MNIST_MIRRORS", (_refused_url(),))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train = load_mnist("train", data_dir=cache, progress=False)
+        test = load_mnist("test", data_dir=cache, progress=False)
+    assert (train.name, len(train), test.name, len(test)) == ("sample", 4000, "sample", 1000)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SampleFallbackWarning)]
+    assert len(messages) == 1 and "seqgen download" in messages[0]
+
+
+def test_offline_env_skips_the_network(cache, monkeypatch, server):
+    monkeypatch.setattr(data, "MNIST_MIRRORS", (server.url(),))
+    with pytest.warns(SampleFallbackWarning, match="SEQGEN_OFFLINE"):
+        assert load_mnist("train", data_dir=cache).name == "sample"
+    assert server.requests == []
+
+
+def test_offline_auto_uses_a_complete_cache(server, cache, monkeypatch):
+    download_mnist(cache, urls=server.url(), registry=server.registry, progress=False)
+    monkeypatch.setattr(data, "MNIST_REGISTRY", server.registry)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_mnist("train", data_dir=cache).name == "mnist"
+
+
+# --------------------------------------------------------------------------- import and CLI
+
+
+def test_import_is_cheap_and_touches_no_data():
+    code = (
+        "import sys, time; t = time.perf_counter(); import seqgen; dt = time.perf_counter() - t;"
+        "heavy = [m for m in ('numpy', 'pooch', 'requests', 'matplotlib', 'sklearn', 'skimage') if m in sys.modules];"
+        "print(dt, heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    seconds, heavy = out.split(" ", 1)
+    assert float(seconds) < 0.5 and heavy.strip() == "[]"
+
+
+def _cli(*args, env_extra=None):
+    import os
+
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, env=env)
+
+
+def test_cli_info_offline(tmp_path):
+    result = _cli("info", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "auto source : sample (SEQGEN_OFFLINE is set" in result.stdout
+    assert f"cache folder: {tmp_path}" in result.stdout
+    assert "train sample   4000 digits" in result.stdout and "test  sample   1000 digits" in result.stdout
+
+
+def test_cli_download_offline_is_one_line_and_exit_1(tmp_path):
+    result = _cli("download", "--retries", "0", "--data-dir", str(tmp_path), env_extra={"SEQGEN_MNIST_URLS": _refused_url()})
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("seqgen download: could not download train-images-idx3-ubyte.gz")
+
+
+def test_cli_download_refuses_files_with_the_wrong_checksum(server, tmp_path):
+    # The real registry does not match the served sample files: the download must refuse them.
+    cache = tmp_path / "cache"
+    result = _cli("download", "--quiet", "--retries", "0", "--data-dir", str(cache), env_extra={"SEQGEN_MNIST_URLS": server.url()})
+    assert result.returncode == 1 and "does not match" in result.stderr
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_cli_usage_error_is_one_line_exit_2():
+    result = _cli("nonsense")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "invalid choice: 'nonsense'" in result.stderr
