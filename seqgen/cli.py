@@ -7,7 +7,9 @@ download exits with status 1.  Neither prints a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +54,113 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """Parse ``K/M`` (1 <= K <= M)."""
+    try:
+        k, m = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/M such as 2/8, got {text!r}") from None
+    if not 1 <= k <= m:
+        raise argparse.ArgumentTypeError(f"expected K/M with 1 <= K <= M, got {text!r}")
+    return k, m
+
+
+def _generation_options(p: argparse.ArgumentParser) -> None:
+    from .validation import ALIGNS, FITS
+
+    p.add_argument("--image-width", type=int, required=True, help="output width in pixels")
+    p.add_argument("--spacing", type=int, nargs=2, default=(2, 10), metavar=("LO", "HI"),
+                   help="ink-to-ink gap range in pixels, inclusive (default 2 10)")
+    p.add_argument("--fit", choices=FITS, default="shrink", help="fitting policy (default shrink)")
+    p.add_argument("--align", choices=ALIGNS, default="center", help="placement of a narrow strip")
+    p.add_argument("--augment", choices=("none", "light", "default", "heavy"), default="none",
+                   help="augmentation preset (default none)")
+    p.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
+    p.add_argument("--source", default="auto",
+                   help="digits: auto, mnist, sample or a folder of MNIST files (default auto)")
+    p.add_argument("--output-dir", default="outputs", help="folder for the PNGs (default outputs)")
+
+
+def _common(args: argparse.Namespace):
+    """Validated options, output folder and digit source, in that order (cheap checks first)."""
+    from .generate import Options
+    from .io import prepare_output_dir
+    from .validation import as_rng
+
+    options = Options.check(args.image_width, tuple(args.spacing), args.fit, args.align)
+    as_rng(args.seed)
+    folder = prepare_output_dir(args.output_dir)
+    augment = None if args.augment == "none" else args.augment
+    return options, folder, augment
+
+
+def _cmd_sequence(args: argparse.Namespace) -> int:
+    from .generate import generate_numbers_sequence
+    from .validation import digit_sequence
+
+    digit_sequence(args.digits)
+    options, folder, augment = _common(args)
+    generate_numbers_sequence(args.digits, options.image_width, options.spacing_range, fit=options.fit,
+                              align=options.align, source=args.source, augment=augment,
+                              seed=args.seed, output_path=folder)
+    print(f"wrote 1 image of {args.digits} to {folder}")
+    return 0
+
+
+_WORKER_JOB = None
+
+
+def _init_worker(job) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = job
+
+
+def _write_chunk(task: tuple[int, str]) -> list[str]:
+    chunk, folder = task
+    return [str(p) for p in _WORKER_JOB.write(chunk, __import__("pathlib").Path(folder))]
+
+
+def _cmd_phone(args: argparse.Namespace) -> int:
+    import multiprocessing
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from .generate import PhoneJob
+    from .io import write_labels_csv
+    from .validation import positive_int
+
+    positive_int(args.num_images, "--num-images")
+    positive_int(args.workers, "--workers")
+    options, folder, augment = _common(args)
+    job = PhoneJob.plan(args.num_images, options.image_width, options.spacing_range, fit=options.fit,
+                        align=options.align, source=args.source, augment=augment, seed=args.seed)
+    chunks = list(range(job.n_chunks))
+    if args.shard is not None:
+        k, m = args.shard
+        chunks = [int(c) for c in np.array_split(np.arange(job.n_chunks), m)[k - 1]]
+    total = sum(len(job.chunk_range(c)) for c in chunks)
+    files: list[str] = []
+    with tqdm(total=total, unit="img", delay=1.0, disable=args.quiet, file=sys.stderr) as bar:
+        if args.workers == 1 or len(chunks) <= 1:
+            for chunk in chunks:
+                files += [str(p) for p in job.write(chunk, folder)]
+                bar.update(len(job.chunk_range(chunk)))
+        else:
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            with ctx.Pool(args.workers, initializer=_init_worker, initargs=(job,)) as pool:
+                for written in pool.imap(_write_chunk, [(c, str(folder)) for c in chunks]):
+                    files += written
+                    bar.update(len(written))
+    labels = [job.labels[i] for c in chunks for i in job.chunk_range(c)]
+    name = "labels" if args.shard is None else f"labels-{args.shard[0]}-of-{args.shard[1]}"
+    manifest = write_labels_csv(folder, files, labels, name=name)
+    part = "" if args.shard is None else f" (shard {args.shard[0]}/{args.shard[1]})"
+    print(f"wrote {len(files)} images and {manifest.name} to {folder}{part}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``seqgen`` command."""
     parser = _Parser(prog="seqgen", description=__doc__.splitlines()[0])
@@ -63,6 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_cmd_download)
 
+    p = sub.add_parser("sequence", help="write one image of a digit sequence")
+    p.add_argument("--digits", required=True, help="the digits to write, e.g. 78677")
+    _generation_options(p)
+    p.set_defaults(run=_cmd_sequence)
+
+    p = sub.add_parser("phone", help="write images of distinct random phone numbers")
+    p.add_argument("--num-images", type=int, required=True, help="how many images")
+    _generation_options(p)
+    p.add_argument("--workers", type=int, default=1, help="processes writing PNGs (default 1)")
+    p.add_argument("--shard", type=_shard, default=None, metavar="K/M",
+                   help="write only the K-th of M disjoint parts of the export")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_cmd_phone)
+
     p = sub.add_parser("info", help="where digits come from and how many there are")
     p.add_argument("--data-dir", help="cache folder (default: $SEQGEN_DATA_DIR or the OS cache)")
     p.set_defaults(run=_cmd_info)
@@ -72,10 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = lambda message, *_args, **_kw: f"seqgen: warning: {message}\n"
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError, NotADirectoryError,
-            PermissionError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"seqgen {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

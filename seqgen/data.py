@@ -132,16 +132,17 @@ class DigitSet:
 
     @functools.cached_property
     def ink_extents(self) -> np.ndarray:
-        """First and one-past-last ink column of each glyph, shape (N, 2), int16.
+        """First and one-past-last ink column of each glyph, shape (N, 2).
 
         A column holds ink when any of its pixels is above 0.  A blank glyph gets
         the empty extent (14, 14).
         """
-        has_ink = self.images.max(axis=1) > 0  # (N, 28) columns with ink
-        any_ink = has_ink.any(axis=1)
-        first = np.where(any_ink, has_ink.argmax(axis=1), 14)
-        last = np.where(any_ink, 28 - has_ink[:, ::-1].argmax(axis=1), 14)
-        return _readonly(np.stack([first, last], axis=1).astype(np.int16))
+        return _readonly(ink_bounds(self.images.max(axis=1)))
+
+    @functools.cached_property
+    def ink_rows(self) -> np.ndarray:
+        """First and one-past-last ink row of each glyph, shape (N, 2) (as :attr:`ink_extents`)."""
+        return _readonly(ink_bounds(self.images.max(axis=2)))
 
     @property
     def ink_widths(self) -> np.ndarray:
@@ -169,6 +170,19 @@ class DigitSet:
             keep.sort()
             images, labels = images[keep], labels[keep]
         return DigitSet(images, labels, name=self.name, split=self.split)
+
+
+def ink_bounds(profiles: np.ndarray) -> np.ndarray:
+    """First and one-past-last nonzero entry of each row of ``(n, 28)`` profiles, as ``(n, 2)`` intp.
+
+    An all-zero row gets the empty range (14, 14).
+    """
+    ink = profiles > 0
+    size = ink.shape[1]
+    anyink = ink.any(axis=1)
+    first = np.where(anyink, ink.argmax(axis=1), size // 2)
+    last = np.where(anyink, size - ink[:, ::-1].argmax(axis=1), size // 2)
+    return np.stack([first, last], axis=1).astype(np.intp)
 
 
 def _to_uint8(images: np.ndarray) -> np.ndarray:

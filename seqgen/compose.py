@@ -1,0 +1,331 @@
+"""Layout and rendering of digit-sequence batches.
+
+One call renders a whole batch in array operations:
+
+1. sample one glyph per digit from the :class:`~seqgen.data.DigitSet`;
+2. (optionally) augment the glyphs;
+3. lay them out on a *strip*: each glyph trimmed to its ink columns, neighbours
+   separated by an integer ink-to-ink gap drawn uniformly from ``[lo, hi]``;
+4. fit the strip to the output width (see :func:`render_batch`): a strip that
+   fits is copied at native scale, one that does not is resampled with a
+   separable tent filter (antialiased when shrinking);
+5. convert to float32 once, at the end (fused with the vertical part of a
+   shrink), then (optionally) augment the images.
+
+Images stay ``uint8`` (ink high) until the last step.  The glyphs are handled
+as 28-pixel *columns*: the strip is a table of column ids, so placing glyphs
+is one gather per layer, never a loop over pixels or images.  Overlapping
+neighbours (negative gaps) go to separate layers that combine with ``max``,
+so overlapping ink keeps the darker of the two.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import DigitSet, ink_bounds
+
+HEIGHT = 28
+#: uint8 ink (high = dark) -> float32 image (1.0 white, 0.0 black).
+_ONE = 256  # fixed-point unit of the horizontal resampling weights
+
+
+@dataclass
+class Batch:
+    """A rendered batch.
+
+    Attributes
+    ----------
+    images : ndarray, shape (B, 28, W), float32
+        1.0 background, 0.0 full ink.
+    boxes : ndarray, shape (B, L, 4), int16
+        Each digit's ink box ``(x0, y0, x1, y1)`` in output pixels, ends
+        exclusive; rows of ``-1`` pad sequences shorter than ``L``.
+    """
+
+    images: np.ndarray
+    boxes: np.ndarray
+
+
+def pad_sequences(sequences: list[np.ndarray]) -> np.ndarray:
+    """Stack digit arrays of any lengths into ``(B, L)`` int8, padded with -1."""
+    length = max(len(s) for s in sequences)
+    codes = np.full((len(sequences), length), -1, dtype=np.int8)
+    for row, seq in zip(codes, sequences):
+        row[: len(seq)] = seq
+    return codes
+
+
+def render_batch(
+    codes: np.ndarray,
+    source: DigitSet,
+    image_width: int,
+    spacing_range: tuple[int, int],
+    *,
+    fit: str,
+    align: str,
+    rng: np.random.Generator,
+    augment=None,
+    out: np.ndarray | None = None,
+) -> Batch:
+    """Render a batch of digit sequences (arguments already validated).
+
+    Parameters
+    ----------
+    codes : ndarray, shape (B, L), int8
+        Digits 0..9, each row left-aligned and padded with -1.
+    source : DigitSet
+        Where glyphs are drawn from.
+    image_width : int
+        Output width W.
+    spacing_range : (int, int)
+        Inclusive range of the ink-to-ink gap in native pixels.
+    fit : {"shrink", "stretch", "error"}
+        ``shrink``: native scale when the strip fits (the free columns become
+        margins placed by ``align``), otherwise scaled down uniformly to the
+        width and centred vertically.  ``stretch``: the strip is resized
+        horizontally to exactly W (height kept).  ``error``: a strip wider
+        than W raises ``ValueError``.
+    align : {"center", "left", "right", "random"}
+        Where a strip narrower than W goes (``shrink`` and ``error``).
+    rng : numpy.random.Generator
+        Source of every random choice.
+    augment : Pipeline, optional
+        Glyph- and image-level augmentation.
+    out : ndarray, shape (B, 28, W), float32, optional
+        Where to write the images (saves a copy when filling a larger array).
+    """
+    valid = codes >= 0
+    n_seq, length = codes.shape
+    digits = codes[valid].astype(np.intp)
+
+    # 1. sample glyphs
+    counts = source.class_counts
+    missing = sorted(set(digits[counts[digits] == 0].tolist()))
+    if missing:
+        raise ValueError(f"source: {source!r} has no glyph for digit(s) {missing}")
+    order = np.concatenate(source.class_indices)
+    starts = np.cumsum(counts) - counts
+    picks = order[starts[digits] + (rng.random(len(digits)) * counts[digits]).astype(np.intp)]
+    glyphs = source.images[picks]
+
+    # 2. glyph augmentation
+    if augment is not None:
+        glyphs = augment.augment_glyphs(glyphs, rng)
+        col_extent, row_extent = ink_bounds(glyphs.max(axis=1)), ink_bounds(glyphs.max(axis=2))
+    else:
+        col_extent, row_extent = source.ink_extents[picks], source.ink_rows[picks]
+
+    # 3. layout on the strip
+    width = np.zeros((n_seq, length), np.intp)
+    width[valid] = col_extent[:, 1] - col_extent[:, 0]
+    lo, hi = spacing_range
+    gaps = rng.integers(lo, hi + 1, size=(n_seq, max(length - 1, 0)))
+    advance = np.where(valid[:, 1:], width[:, :-1] + gaps, 0)
+    x = np.zeros((n_seq, length), np.intp)
+    np.cumsum(advance, axis=1, out=x[:, 1:])
+    big = np.iinfo(np.intp).max // 4
+    left = np.where(valid, x, big).min(axis=1)
+    right = np.where(valid, x + width, -big).max(axis=1)
+    x -= left[:, None]
+    strip = np.maximum(right - left, 1)
+
+    # 4. fit to the width
+    scale_x = np.ones(n_seq)
+    scale_y = np.ones(n_seq)
+    too_wide = strip > image_width
+    if fit == "error" and too_wide.any():
+        raise ValueError(
+            f"image_width: a composed strip is {int(strip.max())} px wide, more than "
+            f"image_width={image_width}; use fit='shrink' or 'stretch', a larger width or "
+            "a smaller spacing_range"
+        )
+    if fit == "shrink":
+        scale_x[too_wide] = image_width / strip[too_wide]
+        scale_y[too_wide] = _quantise(scale_x[too_wide])
+    elif fit == "stretch":
+        scale_x = image_width / strip
+    offset = _align_offsets(image_width - strip, align, rng)
+    native = scale_x == 1.0
+
+    # 5. render: a column-id table per layer, gathered into the output columns
+    flat = np.cumsum(valid.ravel()).reshape(n_seq, length) - 1  # glyph index in `glyphs`
+    blank = len(glyphs) * HEIGHT
+    columns = np.zeros((blank + 1, HEIGHT), np.uint8)  # all glyph columns, then one blank
+    columns[:-1] = glyphs.transpose(0, 2, 1).reshape(-1, HEIGHT)
+    tables = _column_tables(x, width, valid, flat * HEIGHT + _where_valid(col_extent[:, 0], valid),
+                            int(strip.max()), blank)
+    images = np.empty((n_seq, HEIGHT, image_width), np.float32) if out is None else out
+    if native.all():
+        _render_native(tables, columns, strip, offset, native, image_width, out=images)
+    elif not native.any():
+        _render_scaled(tables, columns, strip, scale_x, scale_y, ~native, image_width, out=images)
+    else:
+        images[native] = _render_native(tables, columns, strip[native], offset[native], native,
+                                        image_width)
+        images[~native] = _render_scaled(tables, columns, strip[~native], scale_x[~native],
+                                         scale_y[~native], ~native, image_width)
+    if augment is not None:
+        images = augment.augment_images(images, rng)
+
+    # 6. boxes follow the same mapping
+    rows = _where_valid(row_extent, valid)
+    boxes = _boxes(x, width, valid, rows, strip, scale_x, scale_y, offset, image_width)
+    return Batch(images, boxes)
+
+
+def _quantise(scale: np.ndarray) -> np.ndarray:
+    """Vertical scales rounded to 64 steps per octave (within 0.6%), so rows are shrunk in few groups."""
+    return np.minimum(1.0, 2.0 ** (np.rint(np.log2(scale) * 64) / 64))
+
+
+def _where_valid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Spread per-glyph ``values`` onto the ``(B, L)`` grid of valid positions (0 elsewhere)."""
+    grid = np.zeros(valid.shape + values.shape[1:], np.intp)
+    grid[valid] = values
+    return grid
+
+
+def _align_offsets(free: np.ndarray, align: str, rng: np.random.Generator) -> np.ndarray:
+    """Left margin of each strip in the output (0 where it does not fit)."""
+    free = np.maximum(free, 0)
+    if align == "random":
+        return rng.integers(0, free + 1)
+    return {"left": np.zeros_like(free), "right": free, "center": free // 2}[align]
+
+
+def _layers(x: np.ndarray, width: np.ndarray, valid: np.ndarray) -> int:
+    """Smallest K such that positions p and p + jK never overlap (K = 1 when nothing overlaps)."""
+    length = x.shape[1]
+    end = x + width
+    for k in range(1, length + 1):
+        clash = False
+        for d in range(k, length, k):
+            both = valid[:, d:] & valid[:, :-d]
+            overlap = (x[:, d:] < end[:, :-d]) & (x[:, :-d] < end[:, d:])
+            if (both & overlap).any():
+                clash = True
+                break
+        if not clash:
+            return k
+    return length
+
+
+def _column_tables(x, width, valid, first_column, strip_max, blank) -> list[np.ndarray]:
+    """Per layer, a ``(B, strip_max + 1)`` table of column ids (``blank`` where no ink)."""
+    n_seq, length = x.shape
+    k_layers = _layers(x, width, valid)
+    position = np.broadcast_to(np.arange(length), x.shape)
+    rows = np.broadcast_to(np.arange(n_seq)[:, None], x.shape)
+    tables = []
+    for k in range(k_layers):
+        sel = valid & (position % k_layers == k) & (width > 0)
+        w = width[sel]
+        within = np.arange(w.sum()) - np.repeat(np.cumsum(w) - w, w)
+        table = np.full((n_seq, strip_max + 1), blank, np.intp)
+        table[np.repeat(rows[sel], w), np.repeat(x[sel], w) + within] = np.repeat(first_column[sel], w) + within
+        tables.append(table)
+    return tables
+
+
+def _render_native(tables, columns, strip, offset, sel, image_width, out=None) -> np.ndarray:
+    """Strips that keep their native scale: one glyph column per output column."""
+    strip_col = np.arange(image_width)[None, :] - offset[:, None]
+    outside = (strip_col < 0) | (strip_col >= strip[:, None])
+    strip_col = np.where(outside, tables[0].shape[1] - 1, strip_col)  # the last column is blank
+    ink = None
+    for table in tables:
+        layer = columns.take(np.take_along_axis(table[sel], strip_col, axis=1), axis=0)
+        ink = layer if ink is None else np.maximum(ink, layer, out=ink)
+    # uint8 ink (high = dark) -> float32 image, exactly (255 - ink) / 255
+    ink = np.ascontiguousarray(ink.transpose(0, 2, 1))
+    return np.divide(np.subtract(255, ink, out=ink), np.float32(255), dtype=np.float32, out=out)
+
+
+def _tent_taps(out_len: int, in_len, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tent-filter taps mapping ``in_len`` source pixels onto ``out_len`` output pixels.
+
+    Centres map onto centres.  The filter's radius is ``max(1, 1/scale)``
+    source pixels, so shrinking averages (antialiases) and enlarging
+    interpolates linearly.  Returns source indices (unclipped) and float
+    weights, both ``(B, out_len, T)``, the weights summing to 1; taps outside
+    ``[0, in_len)`` stand for background.
+    """
+    radius = np.maximum(1.0, 1.0 / scale).astype(np.float32)[:, None, None]
+    in_len = np.broadcast_to(in_len, scale.shape)
+    centre = ((np.arange(out_len) + 0.5 - out_len / 2)[None, :] / scale[:, None]
+              + in_len[:, None] / 2 - 0.5).astype(np.float32)[:, :, None]
+    first = np.floor(centre - radius) + 1
+    offsets = first - centre + np.arange(int(np.ceil(2 * radius.max())), dtype=np.float32)
+    w = np.maximum(1.0 - np.abs(offsets) / radius, 0.0)
+    w /= w.sum(axis=2, keepdims=True)
+    idx = first.astype(np.intp) + np.arange(w.shape[2])
+    w[(idx < 0) | (idx >= in_len[:, None, None])] = 0.0
+    return idx, w
+
+
+def _render_scaled(tables, columns, strip, scale_x, scale_y, sel, image_width, out=None) -> np.ndarray:
+    """Strips resampled to exactly ``image_width`` columns (and, where ``scale_y`` < 1, fewer rows).
+
+    Horizontally, each output column mixes a few glyph columns (tent taps,
+    fixed-point weights summing to 256, uint16 sums).  Vertically, images that
+    share a (quantised) scale are shrunk by one matrix product, which also
+    converts to float32.
+    """
+    # The taps depend only on the strip width (the scale follows from it): compute each once.
+    widths, which = np.unique(strip, return_inverse=True)
+    idx, w = _tent_taps(image_width, widths, scale_x[np.unique(which, return_index=True)[1]])
+    idx = np.clip(idx, 0, widths[:, None, None] - 1)[which]
+    idx += (np.arange(len(strip)) * tables[0].shape[1])[:, None, None]  # into the flattened table
+    fixed = np.diff(np.rint(np.cumsum(w, axis=2) * _ONE), axis=2, prepend=0).astype(np.uint16)[which]
+    ink = None
+    for table in tables:
+        flat = table[sel].ravel()
+        acc = np.zeros((len(strip), image_width, HEIGHT), np.uint16)
+        for t in range(idx.shape[2]):
+            acc += columns.take(flat.take(idx[:, :, t]), axis=0) * fixed[:, :, t, None]
+        ink = acc if ink is None else np.maximum(ink, acc, out=ink)
+    images = np.empty((len(strip), HEIGHT, image_width), np.float32) if out is None else out
+    ink_to_image = np.float32(-1.0 / (255 * _ONE))
+    for level in np.unique(scale_y):
+        group = scale_y == level
+        if level == 1.0:
+            images[group] = ink[group].transpose(0, 2, 1) * ink_to_image
+        else:
+            rows = _row_matrix(float(level)) * ink_to_image
+            images[group] = np.matmul(ink[group], rows.T).transpose(0, 2, 1)
+    images += 1.0
+    return np.clip(images, 0.0, 1.0, out=images)
+
+
+@functools.lru_cache(maxsize=1024)
+def _row_matrix(scale: float) -> np.ndarray:
+    """``(28, 28)`` float32 matrix shrinking a column of 28 rows by ``scale`` about its centre (identity at 1)."""
+    taps, weights = _tent_taps(HEIGHT, HEIGHT, np.array([scale]))
+    inside = (taps[0] >= 0) & (taps[0] < HEIGHT)
+    matrix = np.zeros((HEIGHT, HEIGHT), np.float32)
+    out_rows = np.broadcast_to(np.arange(HEIGHT)[:, None], taps[0].shape)
+    np.add.at(matrix, (out_rows[inside], taps[0][inside]), weights[0][inside])
+    return matrix
+
+
+def _boxes(x, width, valid, rows, strip, scale_x, scale_y, offset, image_width) -> np.ndarray:
+    """Ink boxes in output pixels, ``(B, L, 4)`` int16, -1 where there is no digit.
+
+    A resampled glyph's ink spreads by less than one output pixel beyond its
+    mapped extent (the filter's reach), so those boxes grow by one pixel.
+    """
+    sx, sy = scale_x[:, None], scale_y[:, None]
+    native = (sx == 1.0) & (sy == 1.0)
+    cx_in, cx_out = strip[:, None] / 2, image_width / 2
+    x0 = np.where(native, x + offset[:, None], np.floor((x - cx_in) * sx + cx_out) - 1)
+    x1 = np.where(native, x + width + offset[:, None], np.ceil((x + width - cx_in) * sx + cx_out) + 1)
+    y0 = np.where(native, rows[..., 0], np.floor((rows[..., 0] - HEIGHT / 2) * sy + HEIGHT / 2) - 1)
+    y1 = np.where(native, rows[..., 1], np.ceil((rows[..., 1] - HEIGHT / 2) * sy + HEIGHT / 2) + 1)
+    boxes = np.stack([np.clip(x0, 0, image_width), np.clip(y0, 0, HEIGHT),
+                      np.clip(x1, 0, image_width), np.clip(y1, 0, HEIGHT)], axis=-1).astype(np.int16)
+    boxes[~valid] = -1
+    return boxes

@@ -1,0 +1,275 @@
+"""The public generation functions: one digit sequence, or a batch of phone numbers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import validation as check
+from .compose import Batch, render_batch
+from .data import DigitSet, load_mnist
+from .io import prepare_output_dir, write_labels_csv, write_pngs
+
+#: Phone batches are rendered in chunks of this many images, each from its own
+#: seed derived from the batch seed, so any chunk can be rendered alone (by a
+#: worker, a shard) and the result does not depend on how the work is split.
+CHUNK_SIZE = 1000
+PHONE_DIGITS = 10  # random digits after the leading 0
+
+
+def resolve_source(source, split: str = "train") -> DigitSet:
+    """The DigitSet to draw from: ``source`` itself, or ``load_mnist(split, source)``.
+
+    ``None`` means ``"auto"``: full MNIST when available, else the offline sample.
+    """
+    if isinstance(source, DigitSet):
+        return source
+    if source is None:
+        return load_mnist(split)
+    if isinstance(source, (str, os.PathLike)):
+        return load_mnist(split, source=source)
+    raise TypeError(
+        "source: expected a DigitSet, 'auto', 'mnist', 'sample', a folder path or None, "
+        f"got {type(source).__name__}"
+    )
+
+
+def resolve_augment(augment):
+    """None, a preset name or a Pipeline, as a Pipeline (or None)."""
+    if augment is None:
+        return None
+    from .augment import resolve
+
+    return resolve(augment)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Validated rendering options shared by every generation entry point."""
+
+    image_width: int
+    spacing_range: tuple[int, int]
+    fit: str
+    align: str
+
+    @classmethod
+    def check(cls, image_width, spacing_range, fit, align) -> "Options":
+        return cls(
+            check.positive_int(image_width, "image_width"),
+            check.spacing(spacing_range),
+            check.choice(fit, "fit", check.FITS),
+            check.choice(align, "align", check.ALIGNS),
+        )
+
+    def render(self, codes: np.ndarray, source: DigitSet, rng, augment=None, out=None) -> Batch:
+        return render_batch(codes, source, self.image_width, self.spacing_range, fit=self.fit,
+                            align=self.align, rng=rng, augment=augment, out=out)
+
+
+def generate_numbers_sequence(
+    digits,
+    image_width: int,
+    spacing_range: tuple[int, int] = (2, 10),
+    *,
+    fit: str = "shrink",
+    align: str = "center",
+    source=None,
+    augment=None,
+    seed=None,
+    output_path: str | os.PathLike | None = None,
+    return_boxes: bool = False,
+):
+    """Compose one image of a digit sequence from handwritten MNIST digits.
+
+    Parameters
+    ----------
+    digits : str or iterable of int
+        The digits to write, e.g. ``"0123"`` or ``[4, 1, 1]``.
+    image_width : int
+        Width of the output in pixels; always honoured exactly.
+    spacing_range : (int, int)
+        Inclusive range of the gap between the ink of neighbouring digits, in
+        pixels at native scale; each gap is drawn uniformly.  ``lo`` may be
+        negative (touching, overlapping digits) down to
+        :data:`seqgen.validation.MIN_SPACING`.
+    fit : {"shrink", "stretch", "error"}
+        What happens when the composed strip is narrower or wider than
+        ``image_width``.  ``"shrink"`` (default): a strip that fits keeps its
+        native pixels and the free columns become margins (see ``align``); a
+        wider one is scaled down uniformly (aspect kept, centred vertically).
+        ``"stretch"``: the strip is resized horizontally to the width (digits
+        distorted; the old project's behaviour).  ``"error"``: raise when the
+        strip does not fit.
+    align : {"center", "left", "right", "random"}
+        Placement of a strip narrower than the width.
+    source : DigitSet, str or path-like, optional
+        Where digits come from: a DigitSet, or a ``load_mnist`` source
+        (training split).  Default: ``load_mnist("train")``.
+    augment : None, str or Pipeline
+        Augmentation: a preset name (``"light"``, ``"default"``, ``"heavy"``)
+        or a :class:`seqgen.augment.Pipeline`.
+    seed : int, numpy.random.Generator or None
+        Source of every random choice; the same seed gives the same bytes.
+    output_path : str or path-like, optional
+        A folder to write the image to, as ``<digits>.png`` (``<digits>_1.png``,
+        ... when that name is taken).
+    return_boxes : bool
+        Also return each digit's ink box.
+
+    Returns
+    -------
+    image : ndarray, shape (28, image_width), float32
+        1.0 white background (exactly, where there is no ink), 0.0 black ink.
+    boxes : ndarray, shape (len(digits), 4), int16
+        Only with ``return_boxes``: ``(x0, y0, x1, y1)`` per digit, ends exclusive.
+    """
+    codes = check.digit_sequence(digits)
+    options = Options.check(image_width, spacing_range, fit, align)
+    folder = prepare_output_dir(output_path) if output_path is not None else None
+    rng = check.as_rng(seed)
+    batch = options.render(codes[None], resolve_source(source), rng, resolve_augment(augment))
+    if folder is not None:
+        write_pngs(batch.images, ["".join(map(str, codes))], folder)
+    return (batch.images[0], batch.boxes[0]) if return_boxes else batch.images[0]
+
+
+def distinct_phone_numbers(num_images: int, rng: np.random.Generator) -> np.ndarray:
+    """``num_images`` distinct 10-digit numbers (the part after the leading 0), in draw order."""
+    limit = 10**PHONE_DIGITS
+    if num_images > limit:
+        raise ValueError(f"num_images: at most {limit} distinct phone numbers exist, got {num_images}")
+    values = np.empty(0, np.int64)
+    while len(values) < num_images:
+        values = np.concatenate([values, rng.integers(0, limit, size=num_images - len(values))])
+        _, first = np.unique(values, return_index=True)
+        values = values[np.sort(first)]
+    return values
+
+
+@dataclass
+class PhoneJob:
+    """A batch of phone-number images, planned up front and rendered chunk by chunk.
+
+    The numbers and every chunk's seed are fixed at planning time, so chunks
+    can be rendered in any order, by any worker, with identical results.
+    """
+
+    labels: list[str]
+    codes: np.ndarray  # (n, 11) int8
+    entropy: int
+    options: Options
+    source: DigitSet
+    augment: object = None
+    chunk_size: int = CHUNK_SIZE
+
+    @classmethod
+    def plan(cls, num_images, image_width, spacing_range=(2, 10), *, fit="shrink", align="center",
+             source=None, augment=None, seed=None, chunk_size=CHUNK_SIZE) -> "PhoneJob":
+        num_images = check.positive_int(num_images, "num_images")
+        options = Options.check(image_width, spacing_range, fit, align)
+        chunk_size = check.positive_int(chunk_size, "chunk_size")
+        entropy = int(check.as_rng(seed).integers(2**63))
+        values = distinct_phone_numbers(num_images, np.random.default_rng([entropy, 0]))
+        powers = 10 ** np.arange(PHONE_DIGITS - 1, -1, -1, dtype=np.int64)
+        codes = np.zeros((num_images, PHONE_DIGITS + 1), np.int8)
+        codes[:, 1:] = values[:, None] // powers % 10
+        labels = [f"0{v:0{PHONE_DIGITS}d}" for v in values.tolist()]
+        return cls(labels, codes, entropy, options, resolve_source(source),
+                   resolve_augment(augment), chunk_size)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-len(self) // self.chunk_size)
+
+    def chunk_range(self, chunk: int) -> range:
+        start = chunk * self.chunk_size
+        return range(start, min(start + self.chunk_size, len(self)))
+
+    def render(self, chunk: int, out: np.ndarray | None = None) -> Batch:
+        """Render chunk number ``chunk`` (its images are ``chunk_range(chunk)``), into ``out`` if given."""
+        rows = self.chunk_range(chunk)
+        rng = np.random.default_rng([self.entropy, 1, chunk])
+        return self.options.render(self.codes[rows.start : rows.stop], self.source, rng, self.augment, out)
+
+    def write(self, chunk: int, folder: Path) -> list[Path]:
+        """Render chunk ``chunk`` and write its PNGs into ``folder``."""
+        rows = self.chunk_range(chunk)
+        return write_pngs(self.render(chunk).images, self.labels[rows.start : rows.stop], folder)
+
+
+def iter_phone_numbers(num_images: int, image_width: int, spacing_range=(2, 10), **kwargs
+                       ) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
+    """Like :func:`generate_phone_numbers`, one chunk of ``(images, labels, boxes)`` at a time.
+
+    Memory stays at one chunk however many images are made; concatenating the
+    chunks gives exactly what :func:`generate_phone_numbers` returns.
+    """
+    job = PhoneJob.plan(num_images, image_width, spacing_range, **kwargs)
+    for chunk in range(job.n_chunks):
+        rows = job.chunk_range(chunk)
+        batch = job.render(chunk)
+        yield batch.images, job.labels[rows.start : rows.stop], batch.boxes
+
+
+def generate_phone_numbers(
+    num_images: int,
+    image_width: int,
+    spacing_range: tuple[int, int] = (2, 10),
+    *,
+    fit: str = "shrink",
+    align: str = "center",
+    source=None,
+    augment=None,
+    seed=None,
+    output_path: str | os.PathLike | None = None,
+    return_boxes: bool = False,
+    progress: bool = False,
+):
+    """Make ``num_images`` distinct phone numbers ("0" and 10 random digits) as images.
+
+    Parameters
+    ----------
+    num_images : int
+        How many images (and distinct numbers).
+    image_width, spacing_range, fit, align, source, augment, seed
+        As for :func:`generate_numbers_sequence`.
+    output_path : str or path-like, optional
+        A folder to write ``<number>.png`` files and a ``labels.csv``
+        (``file,label``) manifest to; existing files are never overwritten.
+    return_boxes : bool
+        Also return the digit boxes, shape ``(num_images, 11, 4)``.
+    progress : bool
+        Show a progress bar (after one second) on long runs.
+
+    Returns
+    -------
+    images : ndarray, shape (num_images, 28, image_width), float32
+    labels : list of str
+        ``images[i]`` shows ``labels[i]``; the order is fixed by the seed.
+    boxes : ndarray, shape (num_images, 11, 4), int16
+        Only with ``return_boxes``.
+    """
+    job = PhoneJob.plan(num_images, image_width, spacing_range, fit=fit, align=align,
+                        source=source, augment=augment, seed=seed)
+    folder = prepare_output_dir(output_path) if output_path is not None else None
+    images = np.empty((len(job), 28, job.options.image_width), np.float32)
+    boxes = np.empty((len(job), job.codes.shape[1], 4), np.int16)
+    files = []
+    from tqdm.auto import tqdm
+
+    for chunk in tqdm(range(job.n_chunks), disable=not progress, delay=1.0, unit="chunk"):
+        rows = job.chunk_range(chunk)
+        batch = job.render(chunk, out=images[rows.start : rows.stop])
+        boxes[rows.start : rows.stop] = batch.boxes
+        if folder is not None:
+            files += write_pngs(batch.images, job.labels[rows.start : rows.stop], folder)
+    if folder is not None:
+        write_labels_csv(folder, files, job.labels)
+    return (images, job.labels, boxes) if return_boxes else (images, job.labels)

@@ -1,0 +1,83 @@
+"""Argument checks shared by the public functions, the DataGenerator and the CLI.
+
+Every check raises ``ValueError`` or ``TypeError`` with a message that names the
+argument and what is allowed.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+
+import numpy as np
+
+#: The most negative ink-to-ink gap allowed: neighbouring digits may overlap by
+#: up to this many columns (touching and overlapping handwriting).
+MIN_SPACING = -8
+
+FITS = ("shrink", "stretch", "error")
+ALIGNS = ("center", "left", "right", "random")
+
+
+def as_rng(seed) -> np.random.Generator:
+    """A ``numpy.random.Generator`` from an int, a Generator, a SeedSequence or None."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return np.random.default_rng(seed)
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"seed: expected a non-negative int, got {seed}")
+        return np.random.default_rng(int(seed))
+    raise TypeError(f"seed: expected an int, a numpy.random.Generator or None, got {type(seed).__name__}")
+
+
+def positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value}")
+    return int(value)
+
+
+def spacing(spacing_range) -> tuple[int, int]:
+    """``(lo, hi)`` integers with ``MIN_SPACING <= lo <= hi``."""
+    try:
+        lo, hi = spacing_range
+    except (TypeError, ValueError):
+        raise TypeError(f"spacing_range: expected a pair (lo, hi) of ints, got {spacing_range!r}") from None
+    for v in (lo, hi):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"spacing_range: expected a pair (lo, hi) of ints, got {spacing_range!r}")
+    if lo > hi:
+        raise ValueError(f"spacing_range: lo must not exceed hi, got ({lo}, {hi})")
+    if lo < MIN_SPACING:
+        raise ValueError(f"spacing_range: lo must be >= {MIN_SPACING} (overlap limit), got {lo}")
+    return int(lo), int(hi)
+
+
+def choice(value, name: str, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def digit_sequence(digits, name: str = "digits") -> np.ndarray:
+    """A digit string or an iterable of ints 0..9 as a non-empty ``int8`` array."""
+    if isinstance(digits, str):
+        bad = next((ch for ch in digits if not "0" <= ch <= "9"), None)
+        if bad is not None:
+            raise ValueError(f"{name}: expected only the characters 0-9, got {bad!r} in {digits!r}")
+        values = [ord(ch) - 48 for ch in digits]
+    elif isinstance(digits, (Iterable, np.ndarray)):
+        values = list(np.asarray(digits).ravel()) if isinstance(digits, np.ndarray) else list(digits)
+        for v in values:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or not 0 <= v <= 9:
+                raise ValueError(f"{name}: expected ints 0-9, got {v!r}")
+    else:
+        raise TypeError(f"{name}: expected a digit string or an iterable of ints 0-9, got {type(digits).__name__}")
+    if not values:
+        raise ValueError(f"{name}: expected at least one digit")
+    return np.asarray(values, dtype=np.int8)

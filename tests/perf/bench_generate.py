@@ -1,0 +1,98 @@
+"""Speed and memory figures for seqgen (a script, not a test): ``python tests/perf/bench_generate.py``.
+
+Workload (issue #3): 2,000 phone numbers at width 200, spacing (2, 10), from
+the offline sample.  Each figure is the best of several runs and is printed on
+its own line as ``name: value unit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+N_IMAGES, WIDTH, SPACING = 2000, 200, (2, 10)
+
+
+def best_rate(fn, n: int, repeats: int) -> float:
+    fn()  # warm-up: data loaded, caches filled
+    best = min(_timed(fn) for _ in range(repeats))
+    return n / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def in_memory(source, repeats: int) -> None:
+    from seqgen import generate_phone_numbers
+
+    for label, kwargs in [("shrink (default)", {}), ("stretch", {"fit": "stretch"}),
+                          ("native, width 300", {"image_width": 300})]:
+        args = {"image_width": WIDTH, **kwargs}
+        rate = best_rate(lambda: generate_phone_numbers(N_IMAGES, spacing_range=SPACING, source=source,
+                                                        seed=0, **args), N_IMAGES, repeats)
+        print(f"in memory, {label}: {rate:,.0f} images/s")
+
+
+def png_export(repeats: int) -> None:
+    """``seqgen phone`` into a RAM disk (the code's speed) and onto the temp folder's disk."""
+    from seqgen.cli import main
+
+    n = 2 * N_IMAGES
+    roots = {"disk": tempfile.gettempdir()}
+    if os.path.isdir("/dev/shm"):
+        roots = {"RAM disk": "/dev/shm", **roots}
+    for where, root in roots.items():
+        for workers in (1, 2):
+            def export():
+                with tempfile.TemporaryDirectory(dir=root) as folder, contextlib.redirect_stdout(io.StringIO()):
+                    start = time.perf_counter()
+                    main(["phone", "--num-images", str(n), "--image-width", str(WIDTH), "--seed", "0",
+                          "--source", "sample", "--workers", str(workers), "--quiet", "--output-dir", folder])
+                    return time.perf_counter() - start  # without deleting the folder
+
+            export()
+            rate = n / min(export() for _ in range(repeats))
+            print(f"PNG export to {where}, {workers} worker(s): {rate:,.0f} images/s")
+
+
+_PEAK_SCRIPT = """
+import resource, sys
+from seqgen import load_mnist
+from seqgen.generate import iter_phone_numbers
+source = load_mnist("train", source="sample")
+count = sum(len(labels) for _, labels, _ in iter_phone_numbers(int(sys.argv[1]), 200, source=source, seed=0))
+print(count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory(n: int) -> None:
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(n)], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, SEQGEN_OFFLINE="1")).stdout.split()
+    print(f"peak memory, {int(out[0]):,} images in chunks: {int(out[1]) / 1024:,.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--peak-images", type=int, default=100_000)
+    args = parser.parse_args()
+    os.environ.setdefault("SEQGEN_OFFLINE", "1")
+    from seqgen import load_mnist
+
+    source = load_mnist("train", source="sample")
+    in_memory(source, args.repeats)
+    png_export(max(1, args.repeats // 2))
+    peak_memory(args.peak_images)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""The composer and the public generation API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seqgen import DigitSet, generate_numbers_sequence, generate_phone_numbers
+from seqgen.generate import CHUNK_SIZE, iter_phone_numbers
+from seqgen.validation import MIN_SPACING
+
+
+def block_digits(width: int = 8, height: tuple[int, int] = (4, 24)) -> DigitSet:
+    """One solid glyph per class: ``width`` ink columns centred, ink level 25 * (class + 1)."""
+    images = np.zeros((10, 28, 28), np.uint8)
+    left = (28 - width) // 2
+    for d in range(10):
+        images[d, height[0] : height[1], left : left + width] = 25 * (d + 1)
+    return DigitSet(images, np.arange(10), name="blocks")
+
+
+def ink_columns(image: np.ndarray) -> np.ndarray:
+    return np.flatnonzero((image < 1.0).any(axis=0))
+
+
+def paint_reference(digits: str, source: DigitSet, boxes: np.ndarray, width: int) -> np.ndarray:
+    """A naive painter: each digit's only glyph at its box, overlapping ink keeps the darker."""
+    ink = np.zeros((28, width), np.uint8)
+    for d, (x0, _, x1, _) in zip(digits, boxes):
+        glyph = source.images[int(d)]
+        e0, e1 = source.ink_extents[int(d)]
+        ink[:, x0:x1] = np.maximum(ink[:, x0:x1], glyph[:, e0:e1])
+    return ((255 - ink) / np.float32(255)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- basics
+
+
+def test_shape_dtype_range_and_white_background(train_digits):
+    img, boxes = generate_numbers_sequence("4110", 120, (2, 10), source=train_digits, seed=0, return_boxes=True)
+    assert img.shape == (28, 120) and img.dtype == np.float32
+    assert img.min() >= 0.0 and img.max() == 1.0 and img.min() < 0.05
+    assert boxes.shape == (4, 4) and boxes.dtype == np.int16
+    outside = np.ones(img.shape, bool)
+    for x0, y0, x1, y1 in boxes:
+        outside[y0:y1, x0:x1] = False
+    assert (img[outside] == 1.0).all()  # exactly white wherever no digit is
+
+
+def test_digits_as_string_list_or_array_are_the_same(train_digits):
+    a = generate_numbers_sequence("305", 100, source=train_digits, seed=3)
+    b = generate_numbers_sequence([3, 0, 5], 100, source=train_digits, seed=3)
+    c = generate_numbers_sequence(np.array([3, 0, 5]), 100, source=train_digits, seed=3)
+    assert a.tobytes() == b.tobytes() == c.tobytes()
+
+
+@pytest.mark.parametrize("fit", ["shrink", "stretch"])
+def test_exact_width_for_many_widths_and_lengths(train_digits, fit):
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        length, width = int(rng.integers(1, 31)), int(rng.integers(1, 700))
+        digits = "".join(map(str, rng.integers(0, 10, length)))
+        img = generate_numbers_sequence(digits, width, (-3, 12), fit=fit, source=train_digits, seed=int(rng.integers(1000)))
+        assert img.shape == (28, width) and img.dtype == np.float32
+        assert 0.0 <= img.min() and img.max() <= 1.0
+
+
+def test_fit_error_raises_only_when_too_wide(train_digits):
+    img = generate_numbers_sequence("12", 200, fit="error", source=train_digits, seed=0)
+    assert img.shape == (28, 200)
+    with pytest.raises(ValueError, match=r"image_width: a composed strip is \d+ px wide, more than image_width=50"):
+        generate_numbers_sequence("123456", 50, fit="error", source=train_digits, seed=0)
+
+
+# --------------------------------------------------------------------------- spacing
+
+
+@pytest.mark.parametrize("gap", [0, 3, 17])
+def test_constant_gap_is_measured_exactly(train_digits, gap):
+    img, boxes = generate_numbers_sequence("0123456789", 400, (gap, gap), source=train_digits, seed=1, return_boxes=True)
+    assert (boxes[1:, 0] - boxes[:-1, 2] == gap).all()
+    for (_, _, x1, _), (x0, _, _, _) in zip(boxes[:-1], boxes[1:]):
+        assert (img[:, x1 - 1] < 1).any() and (img[:, x0] < 1).any()  # boxes are tight on ink
+        assert (img[:, x1:x0] == 1.0).all()  # the gap is blank paper
+
+
+def test_gaps_cover_the_inclusive_range(train_digits):
+    lo, hi = 2, 6
+    seen = []
+    for seed in range(40):
+        _, boxes = generate_numbers_sequence("84729", 300, (lo, hi), source=train_digits, seed=seed, return_boxes=True)
+        seen += (boxes[1:, 0] - boxes[:-1, 2]).tolist()
+    assert set(seen) == set(range(lo, hi + 1))
+
+
+def test_overlapping_digits_keep_the_darker_ink():
+    blocks = block_digits(width=8)
+    for gap in (-3, -6, MIN_SPACING):
+        img, boxes = generate_numbers_sequence("1928", 80, (gap, gap), source=blocks, seed=0, return_boxes=True)
+        assert (boxes[1:, 0] - boxes[:-1, 2] == gap).all()
+        np.testing.assert_array_equal(img, paint_reference("1928", blocks, boxes, 80))
+
+
+def test_narrow_glyphs_overlapping_several_neighbours():
+    blocks = block_digits(width=3)  # a -8 gap reaches past the previous glyph entirely
+    img, boxes = generate_numbers_sequence("0918273645", 60, (-8, -2), source=blocks, seed=5, return_boxes=True)
+    np.testing.assert_array_equal(img, paint_reference("0918273645", blocks, boxes, 60))
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+@pytest.mark.parametrize("align", ["left", "center", "right"])
+def test_align_places_a_narrow_strip(train_digits, align):
+    img = generate_numbers_sequence("77", 200, source=train_digits, seed=0, align=align)
+    cols = ink_columns(img)
+    left, right = cols[0], 199 - cols[-1]
+    if align == "left":
+        assert left == 0 and right > 100
+    elif align == "right":
+        assert right == 0 and left > 100
+    else:
+        assert abs(left - right) <= 1
+
+
+def test_random_align_varies_with_the_seed(train_digits):
+    source = block_digits()
+    starts = {ink_columns(generate_numbers_sequence("5", 100, source=source, seed=s, align="random"))[0] for s in range(20)}
+    assert len(starts) > 5 and min(starts) >= 0 and max(starts) <= 92
+
+
+def test_native_pixels_are_kept_when_the_strip_fits(train_digits):
+    img = generate_numbers_sequence("3", 28, (0, 0), source=block_digits(), seed=0, align="left")
+    np.testing.assert_array_equal(img[:, :8], (255 - block_digits().images[3][:, 10:18]) / np.float32(255))
+
+
+def test_shrink_scales_uniformly_when_too_wide(train_digits):
+    blocks = block_digits(width=20, height=(0, 28))
+    img = generate_numbers_sequence("5555", 40, (0, 0), source=blocks, seed=0)  # strip 80 px -> half size
+    rows = np.flatnonzero((img < 0.5).any(axis=1))
+    cols = ink_columns(img)
+    assert cols[0] <= 1 and cols[-1] >= 38  # the whole width is used
+    assert 12 <= len(rows) <= 16 and abs(rows[0] - (27 - rows[-1])) <= 1  # half height, centred
+
+
+def test_stretch_keeps_the_height_and_fills_the_width():
+    blocks = block_digits(width=20, height=(0, 28))
+    img = generate_numbers_sequence("55", 100, (0, 0), fit="stretch", source=blocks, seed=0)
+    assert (img[:, 2:98] < 0.5).all()  # 40 px of ink stretched over 100 columns, all rows
+
+
+def test_boxes_contain_the_ink_after_shrinking(train_digits):
+    img, boxes = generate_numbers_sequence("01234567890123", 150, (-2, 8), source=train_digits, seed=4, return_boxes=True)
+    inside = np.zeros(img.shape, bool)
+    for x0, y0, x1, y1 in boxes:
+        assert x1 > x0 and y1 > y0
+        inside[y0:y1, x0:x1] = True
+    assert (img[~inside] == 1.0).all()
+    assert (np.diff(boxes[:, 0]) > 0).all()  # left to right
+
+
+# --------------------------------------------------------------------------- randomness
+
+
+def test_same_seed_same_bytes_and_generators_accepted(train_digits):
+    a = generate_numbers_sequence("2024", 150, source=train_digits, seed=11)
+    b = generate_numbers_sequence("2024", 150, source=train_digits, seed=11)
+    c = generate_numbers_sequence("2024", 150, source=train_digits, seed=np.random.default_rng(11))
+    assert a.tobytes() == b.tobytes() == c.tobytes()
+    assert a.tobytes() != generate_numbers_sequence("2024", 150, source=train_digits, seed=12).tobytes()
+
+
+def test_no_seed_gives_variety_and_leaves_global_state_alone(train_digits):
+    np.random.seed(0)
+    state = np.random.get_state()[1].copy()
+    images = {generate_numbers_sequence("2024", 150, source=train_digits).tobytes() for _ in range(5)}
+    assert len(images) == 5
+    assert (np.random.get_state()[1] == state).all()
+
+
+# --------------------------------------------------------------------------- phone numbers
+
+
+def test_phone_numbers_are_distinct_and_well_formed(train_digits):
+    images, labels = generate_phone_numbers(500, 200, source=train_digits, seed=0)
+    assert images.shape == (500, 28, 200) and images.dtype == np.float32
+    assert len(set(labels)) == 500
+    assert all(len(l) == 11 and l[0] == "0" and l.isdigit() for l in labels)
+
+
+def test_phone_numbers_are_deterministic_and_chunk_independent(train_digits):
+    n = CHUNK_SIZE + 37
+    images, labels, boxes = generate_phone_numbers(n, 120, source=train_digits, seed=3, return_boxes=True)
+    again, labels2 = generate_phone_numbers(n, 120, source=train_digits, seed=3)
+    assert labels == labels2 and images.tobytes() == again.tobytes()
+    parts = list(iter_phone_numbers(n, 120, source=train_digits, seed=3))
+    assert [len(p[1]) for p in parts] == [CHUNK_SIZE, 37]
+    assert np.concatenate([p[0] for p in parts]).tobytes() == images.tobytes()
+    assert sum((p[1] for p in parts), []) == labels
+    assert boxes.shape == (n, 11, 4)
+    other, labels3 = generate_phone_numbers(n, 120, source=train_digits, seed=4)
+    assert labels3 != labels
+
+
+def test_phone_images_match_a_single_sequence_render(train_digits):
+    """Each phone image shows its label: composing it with the same glyphs gives the same ink layout."""
+    blocks = block_digits(width=6)
+    images, labels, boxes = generate_phone_numbers(20, 300, (4, 4), source=blocks, seed=1, return_boxes=True)
+    for img, label, box in zip(images, labels, boxes):
+        np.testing.assert_array_equal(img, paint_reference(label, blocks, box, 300))
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_png_round_trip_and_no_overwrite(train_digits, tmp_path):
+    img = generate_numbers_sequence("78677", 150, source=train_digits, seed=0, output_path=tmp_path)
+    generate_numbers_sequence("78677", 150, source=train_digits, seed=0, output_path=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["78677.png", "78677_1.png"]
+    with Image.open(tmp_path / "78677.png") as png:
+        assert png.mode == "L" and png.size == (150, 28)
+        np.testing.assert_array_equal(np.asarray(png), np.rint(img * 255).astype(np.uint8))
+    assert (tmp_path / "78677.png").read_bytes() == (tmp_path / "78677_1.png").read_bytes()
+
+
+def test_phone_export_writes_pngs_and_labels(train_digits, tmp_path):
+    images, labels = generate_phone_numbers(5, 100, source=train_digits, seed=2, output_path=tmp_path / "out")
+    out = tmp_path / "out"
+    rows = (out / "labels.csv").read_text().splitlines()
+    assert rows[0] == "file,label" and rows[1:] == [f"{l}.png,{l}" for l in labels]
+    for img, label in zip(images, labels):
+        with Image.open(out / f"{label}.png") as png:
+            np.testing.assert_array_equal(np.asarray(png), np.rint(img * 255).astype(np.uint8))
+    generate_phone_numbers(5, 100, source=train_digits, seed=2, output_path=out)
+    assert (out / "labels_1.csv").read_text().splitlines()[1] == f"{labels[0]}_1.png,{labels[0]}"
+    assert len(list(out.glob("*.png"))) == 10
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_output_path_that_is_a_file_fails_before_work(train_digits, tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("keep me")
+    with pytest.raises(NotADirectoryError, match="output_path: .* is a file"):
+        generate_phone_numbers(3, 100, source=train_digits, output_path=target)
+    assert target.read_text() == "keep me"
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, pattern",
+    [
+        (dict(digits="12a"), ValueError, "digits: expected only the characters 0-9, got 'a'"),
+        (dict(digits=[1, 10]), ValueError, "digits: expected ints 0-9, got 10"),
+        (dict(digits=""), ValueError, "digits: expected at least one digit"),
+        (dict(digits=3.5), TypeError, "digits: expected a digit string"),
+        (dict(image_width=0), ValueError, "image_width: expected a positive int, got 0"),
+        (dict(image_width=12.5), TypeError, "image_width: expected a positive int"),
+        (dict(spacing_range=(5, 2)), ValueError, r"spacing_range: lo must not exceed hi, got \(5, 2\)"),
+        (dict(spacing_range=(-9, 0)), ValueError, "spacing_range: lo must be >= -8"),
+        (dict(spacing_range=5), TypeError, r"spacing_range: expected a pair \(lo, hi\) of ints"),
+        (dict(spacing_range=(1.5, 3)), TypeError, r"spacing_range: expected a pair"),
+        (dict(fit="squash"), ValueError, "fit: expected one of 'shrink', 'stretch', 'error', got 'squash'"),
+        (dict(align="middle"), ValueError, "align: expected one of 'center', 'left', 'right', 'random'"),
+        (dict(seed=-1), ValueError, "seed: expected a non-negative int"),
+        (dict(seed="x"), TypeError, "seed: expected an int, a numpy.random.Generator or None"),
+        (dict(source=3), TypeError, "source: expected a DigitSet"),
+    ],
+)
+def test_bad_input_names_the_argument(train_digits, kwargs, error, pattern):
+    args = dict(digits="123", image_width=100, source=train_digits) | kwargs
+    with pytest.raises(error, match=pattern):
+        generate_numbers_sequence(**args)
+
+
+def test_missing_class_in_a_custom_source():
+    only_ones = DigitSet(block_digits().images[[1]], [1])
+    with pytest.raises(ValueError, match=r"source: .* has no glyph for digit\(s\) \[2, 3\]"):
+        generate_numbers_sequence("1231", 100, source=only_ones)
+
+
+def test_phone_numbers_bad_count(train_digits):
+    with pytest.raises(ValueError, match="num_images: expected a positive int, got 0"):
+        generate_phone_numbers(0, 100, source=train_digits)
