@@ -112,9 +112,10 @@ def render_batch(
     picks = order[starts[digits] + (rng.random(len(digits)) * counts[digits]).astype(np.intp)]
     glyphs = source.images[picks]
 
-    # 2. glyph augmentation
+    # 2. glyph augmentation, from a child generator: the layout draws stay those of no augmentation
     if augment is not None:
-        glyphs = augment.augment_glyphs(glyphs, rng)
+        augment_rng = rng.spawn(1)[0]
+        glyphs = augment.augment_glyphs(glyphs, augment_rng)
         col_extent, row_extent = ink_bounds(glyphs.max(axis=1)), ink_bounds(glyphs.max(axis=2))
     else:
         col_extent, row_extent = source.ink_extents[picks], source.ink_rows[picks]
@@ -169,7 +170,7 @@ def render_batch(
         images[~native] = _render_scaled(tables, columns, strip[~native], scale_x[~native],
                                          scale_y[~native], ~native, image_width)
     if augment is not None:
-        images = augment.augment_images(images, rng)
+        augment.augment_images(images, augment_rng)
 
     # 6. boxes follow the same mapping
     rows = _where_valid(row_extent, valid)

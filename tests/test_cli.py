@@ -30,6 +30,14 @@ def test_sequence_writes_one_png(tmp_path):
         np.testing.assert_array_equal(np.asarray(png), np.rint(expected * 255).astype(np.uint8))
 
 
+def test_augmented_sequence(tmp_path):
+    result = run_cli("sequence", "--digits", "0042", "--image-width", "120", "--augment", "heavy", "--seed", "3",
+                     "--source", "sample", "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "0042.png") as png:
+        assert png.size == (120, 28)
+
+
 def test_phone_files_are_the_same_for_any_number_of_workers(tmp_path):
     common = ["phone", "--num-images", "1200", "--image-width", "120", "--seed", "5", "--source", "sample", "--quiet"]
     one = run_cli(*common, "--output-dir", str(tmp_path / "one"))

@@ -42,6 +42,15 @@ def in_memory(source, repeats: int) -> None:
         print(f"in memory, {label}: {rate:,.0f} images/s")
 
 
+def augmented(source, repeats: int) -> None:
+    from seqgen import generate_phone_numbers
+
+    for preset in ("light", "default", "heavy"):
+        rate = best_rate(lambda: generate_phone_numbers(N_IMAGES, WIDTH, SPACING, source=source, seed=0,
+                                                        augment=preset), N_IMAGES, repeats)
+        print(f"in memory, augment={preset!r}: {rate:,.0f} images/s")
+
+
 def png_export(repeats: int) -> None:
     """``seqgen phone`` into a RAM disk (the code's speed) and onto the temp folder's disk."""
     from seqgen.cli import main
@@ -90,6 +99,7 @@ def main() -> None:
 
     source = load_mnist("train", source="sample")
     in_memory(source, args.repeats)
+    augmented(source, max(1, args.repeats // 2))
     png_export(max(1, args.repeats // 2))
     peak_memory(args.peak_images)
 
