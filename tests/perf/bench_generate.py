@@ -51,6 +51,17 @@ def augmented(source, repeats: int) -> None:
         print(f"in memory, augment={preset!r}: {rate:,.0f} images/s")
 
 
+def data_generator(source, repeats: int) -> None:
+    from seqgen import DataGenerator
+
+    for batch_size in (32, 256):
+        gen = DataGenerator(batch_size=batch_size, image_width=WIDTH, spacing_range=SPACING, source=source,
+                            batches_per_epoch=N_IMAGES // batch_size + 1)
+        n = (N_IMAGES // batch_size) * batch_size
+        rate = best_rate(lambda: [gen[i] for i in range(N_IMAGES // batch_size)], n, repeats)
+        print(f"DataGenerator gen[i], batch {batch_size}: {rate:,.0f} samples/s")
+
+
 def png_export(repeats: int) -> None:
     """``seqgen phone`` into a RAM disk (the code's speed) and onto the temp folder's disk."""
     from seqgen.cli import main
@@ -100,6 +111,7 @@ def main() -> None:
     source = load_mnist("train", source="sample")
     in_memory(source, args.repeats)
     augmented(source, max(1, args.repeats // 2))
+    data_generator(source, args.repeats)
     png_export(max(1, args.repeats // 2))
     peak_memory(args.peak_images)
 

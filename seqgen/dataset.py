@@ -1,0 +1,196 @@
+"""DataGenerator: random-access, reproducible batches of digit sequences for training loops."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from . import validation as check
+from .data import SPLITS, DigitSet
+from .generate import PHONE_DIGITS, Options, resolve_augment, resolve_source
+
+#: Class index of the CTC blank, also used to pad encoded labels; digits are 0..9.
+BLANK = 10
+#: Number of classes a CTC model over digits needs (10 digits and the blank).
+NUM_CLASSES = 11
+
+
+def encode_labels(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Digit strings -> ``(targets, lengths)`` for a CTC loss.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Digit strings such as ``y`` from a batch.
+
+    Returns
+    -------
+    targets : ndarray, shape (B, L_max), int64
+        Digit values, padded with :data:`BLANK` (10) after each label's end.
+    lengths : ndarray, shape (B,), int64
+        Each label's length.
+    """
+    codes = [check.digit_sequence(str(label), "labels") for label in labels]
+    lengths = np.array([len(c) for c in codes], dtype=np.int64)
+    targets = np.full((len(codes), int(lengths.max(initial=0))), BLANK, dtype=np.int64)
+    for row, c in zip(targets, codes):
+        row[: len(c)] = c
+    return targets, lengths
+
+
+def decode_labels(targets: np.ndarray, lengths: np.ndarray | None = None) -> list[str]:
+    """Inverse of :func:`encode_labels`: ``(B, L)`` digit values (blank-padded) -> digit strings.
+
+    Without ``lengths`` a label ends at its first :data:`BLANK`.
+    """
+    targets = np.asarray(targets)
+    if targets.ndim != 2:
+        raise ValueError(f"targets: expected a 2-D array (B, L), got shape {targets.shape}")
+    if lengths is None:
+        is_blank = targets == BLANK
+        lengths = np.where(is_blank.any(axis=1), is_blank.argmax(axis=1), targets.shape[1])
+    return ["".join(map(str, row[:n].tolist())) for row, n in zip(targets, np.asarray(lengths))]
+
+
+def _length_spec(length) -> tuple[int, int] | str:
+    if length == "phone":
+        return "phone"
+    if isinstance(length, numbers.Integral) and not isinstance(length, bool):
+        n = check.positive_int(length, "length")
+        return n, n
+    if isinstance(length, (tuple, list)) and len(length) == 2:
+        lo, hi = (check.positive_int(v, "length") for v in length)
+        if lo > hi:
+            raise ValueError(f"length: min must not exceed max, got ({lo}, {hi})")
+        return lo, hi
+    raise ValueError(f"length: expected 'phone', an int or a (min, max) pair, got {length!r}")
+
+
+class DataGenerator:
+    """Seeded batches of sequence images: a map-style dataset and a Keras-style generator.
+
+    ``gen[i]`` is a pure function of ``(seed, epoch, i)``: the same bytes in any
+    call order, in any thread or process, so it works unchanged with several
+    workers (for example ``torch.utils.data.DataLoader(gen, batch_size=None,
+    num_workers=4)``).
+
+    Parameters
+    ----------
+    batch_size : int
+        Sequences per batch.
+    image_width : int
+        Width of every image.
+    spacing_range : (int, int)
+        Ink-to-ink gap range, as in :func:`seqgen.generate_numbers_sequence`.
+    length : "phone", int or (int, int)
+        ``"phone"``: "0" and 10 random digits; an int: random digit strings of
+        that length; ``(min, max)``: lengths drawn uniformly, inclusive.  All
+        fill ``image_width`` through the fit policy.
+    augment : None, str or Pipeline
+        Augmentation preset or pipeline.
+    seed : int or None
+        Base seed; None draws one at construction (then fixed for this object).
+    split : {"train", "test"}
+        Which digits to draw from; test batches never contain a train digit.
+    source : DigitSet, str or None
+        Digits to draw from; a str or None is passed to ``load_mnist(split, ...)``
+        on first use.  A DigitSet whose ``split`` differs from ``split`` is refused.
+    batches_per_epoch : int
+        ``len(gen)``.
+    channels_last : bool
+        Return ``x`` as ``(B, 28, W, 1)`` instead of ``(B, 28, W)``.
+    fit, align : str
+        Fitting policy, as in :func:`seqgen.generate_numbers_sequence`.
+    """
+
+    def __init__(self, batch_size: int = 32, image_width: int = 200, spacing_range=(2, 10),
+                 length="phone", augment=None, seed: int | None = 0, split: str = "train", source=None,
+                 batches_per_epoch: int = 1000, channels_last: bool = False, fit: str = "shrink",
+                 align: str = "center"):
+        self.batch_size = check.positive_int(batch_size, "batch_size")
+        self.options = Options.check(image_width, spacing_range, fit, align)
+        self.length = _length_spec(length)
+        self.augment = resolve_augment(augment)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % 2**63)
+        check.as_rng(seed)  # validates
+        self.seed = int(seed)
+        self.split = check.choice(split, "split", SPLITS)
+        if isinstance(source, DigitSet) and source.split not in (None, split):
+            raise ValueError(f"source: a {source.split!r} DigitSet cannot feed split={split!r}")
+        if source is not None and not isinstance(source, (DigitSet, str)) and not hasattr(source, "__fspath__"):
+            raise TypeError(f"source: expected a DigitSet, a load_mnist source or None, got {type(source).__name__}")
+        self._source = source
+        self.batches_per_epoch = check.positive_int(batches_per_epoch, "batches_per_epoch")
+        self.channels_last = bool(channels_last)
+        self.epoch = 0
+
+    @property
+    def source(self) -> DigitSet:
+        """The digits batches are drawn from (loaded on first use)."""
+        if not isinstance(self._source, DigitSet):
+            self._source = resolve_source(self._source, self.split)
+        return self._source
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``index`` of the current epoch: ``x`` float32 images, ``y`` label strings."""
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"index: expected an int, got {type(index).__name__}")
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index: expected 0 <= index < {len(self)}, got {index}")
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        codes = self._draw_codes(rng)
+        batch = self.options.render(codes, self.source, rng, self.augment)
+        x = batch.images[..., None] if self.channels_last else batch.images
+        return x, self._labels(codes)
+
+    def _draw_codes(self, rng: np.random.Generator) -> np.ndarray:
+        if self.length == "phone":
+            codes = np.zeros((self.batch_size, PHONE_DIGITS + 1), np.int8)
+            codes[:, 1:] = rng.integers(0, 10, (self.batch_size, PHONE_DIGITS))
+            return codes
+        lo, hi = self.length
+        codes = rng.integers(0, 10, (self.batch_size, hi)).astype(np.int8)
+        if lo < hi:
+            lengths = rng.integers(lo, hi + 1, self.batch_size)
+            codes[np.arange(hi)[None, :] >= lengths[:, None]] = -1
+        return codes
+
+    @staticmethod
+    def _labels(codes: np.ndarray) -> np.ndarray:
+        chars = np.where(codes >= 0, codes + ord("0"), 0).astype(np.uint8)
+        return np.frombuffer(chars.tobytes(), dtype=f"S{codes.shape[1]}").astype(str)
+
+    def on_epoch_end(self) -> None:
+        """Move to the next epoch (fresh samples); the Keras convention."""
+        self.epoch += 1
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose batches ``gen[i]`` returns."""
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ValueError(f"epoch: expected an int >= 0, got {epoch!r}")
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One epoch of batches (the current one)."""
+        return (self[i] for i in range(len(self)))
+
+    def __call__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Batches forever, epoch after epoch (for ``fit_generator``-style code)."""
+        while True:
+            yield from iter(self)
+            self.on_epoch_end()
+
+    encode_labels = staticmethod(encode_labels)
+    decode_labels = staticmethod(decode_labels)
+
+    def __repr__(self) -> str:
+        return (f"DataGenerator(batch_size={self.batch_size}, image_width={self.options.image_width}, "
+                f"length={self.length!r}, split={self.split!r}, seed={self.seed}, epoch={self.epoch})")

@@ -1,0 +1,153 @@
+"""DataGenerator: pure batches, epochs, threads and processes, splits, label encoding, shards."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from seqgen import DataGenerator
+from seqgen.dataset import BLANK, decode_labels, encode_labels
+
+
+@pytest.fixture
+def gen(train_digits):
+    return DataGenerator(batch_size=8, image_width=120, source=train_digits, batches_per_epoch=12, seed=3)
+
+
+def batch_bytes(batch) -> bytes:
+    x, y = batch
+    return x.tobytes() + "|".join(y).encode()
+
+
+def test_shapes_and_labels(gen):
+    x, y = gen[0]
+    assert x.shape == (8, 28, 120) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert y.shape == (8,) and all(len(s) == 11 and s[0] == "0" for s in y)
+    assert len(gen) == 12 and len(list(gen)) == 12
+
+
+@pytest.mark.parametrize("length, sizes", [(5, {5}), ((1, 4), {1, 2, 3, 4})])
+def test_lengths_and_channels_last(train_digits, length, sizes):
+    gen = DataGenerator(batch_size=64, image_width=90, length=length, source=train_digits, channels_last=True)
+    x, y = gen[1]
+    assert x.shape == (64, 28, 90, 1)
+    assert {len(s) for s in y} == sizes and all(s.isdigit() for s in y)
+
+
+def test_pure_function_of_seed_epoch_index(gen, train_digits):
+    forward = [batch_bytes(gen[i]) for i in range(len(gen))]
+    backward = [batch_bytes(gen[i]) for i in reversed(range(len(gen)))][::-1]
+    assert forward == backward
+    twin = DataGenerator(batch_size=8, image_width=120, source=train_digits, batches_per_epoch=12, seed=3)
+    assert batch_bytes(twin[5]) == forward[5] and batch_bytes(gen[-1]) == forward[-1]
+    assert len(set(forward)) == len(forward)  # distinct batches within an epoch
+
+
+def test_epochs_bring_fresh_batches(gen):
+    first = batch_bytes(gen[0])
+    gen.on_epoch_end()
+    second = batch_bytes(gen[0])
+    gen.set_epoch(0)
+    assert batch_bytes(gen[0]) == first != second
+    stream = gen()
+    batches = [batch_bytes(next(stream)) for _ in range(2 * len(gen))]
+    assert len(set(batches)) == 2 * len(gen) and gen.epoch == 1
+
+
+def test_four_threads_give_the_serial_bytes(gen):
+    serial = [batch_bytes(gen[i]) for i in range(len(gen))]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda i: batch_bytes(gen[i]), range(len(gen))))
+    assert threaded == serial
+
+
+def _fetch(args):
+    gen, index = args
+    return batch_bytes(gen[index])
+
+
+def test_process_pool_gives_the_serial_bytes(gen):
+    serial = [batch_bytes(gen[i]) for i in range(len(gen))]
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        assert pool.map(_fetch, [(gen, i) for i in range(len(gen))]) == serial
+
+
+def test_test_split_never_uses_train_digits(train_digits, test_digits):
+    # Mark each glyph with its split: train glyphs are drawn faint, test glyphs dark.
+    faint = train_digits.images // 4
+    train_marked = type(train_digits)(faint, train_digits.labels, split="train")
+    test_gen = DataGenerator(batch_size=64, image_width=400, source=test_digits, split="test", seed=1)
+    train_gen = DataGenerator(batch_size=64, image_width=400, source=train_marked, seed=1)
+    assert test_gen[0][0].min() < 0.05 < 0.7 < train_gen[0][0].min()
+    with pytest.raises(ValueError, match="source: a 'train' DigitSet cannot feed split='test'"):
+        DataGenerator(source=train_digits, split="test")
+    default = DataGenerator(split="test", source="sample")
+    assert default.source.split == "test" and default.source is test_digits
+
+
+def test_label_encoding_round_trip():
+    labels = ["0123", "7", "99999", "01234567890"]
+    targets, lengths = encode_labels(labels)
+    assert targets.shape == (4, 11) and targets.dtype == np.int64
+    assert lengths.tolist() == [4, 1, 5, 11] and targets[1, 1:].tolist() == [BLANK] * 10
+    assert decode_labels(targets, lengths) == labels == decode_labels(targets)
+    assert DataGenerator.decode_labels(*DataGenerator.encode_labels(["42"])) == ["42"]
+    with pytest.raises(ValueError, match="labels: expected only the characters 0-9"):
+        encode_labels(["12x"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(batch_size=0), "batch_size: expected a positive int"),
+        (dict(length="zip"), "length: expected 'phone', an int or a"),
+        (dict(length=(5, 2)), r"length: min must not exceed max, got \(5, 2\)"),
+        (dict(split="val"), "split: expected one of 'train', 'test'"),
+        (dict(batches_per_epoch=0), "batches_per_epoch: expected a positive int"),
+        (dict(spacing_range=(3, 1)), "spacing_range: lo must not exceed hi"),
+    ],
+)
+def test_bad_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        DataGenerator(**kwargs)
+
+
+def test_index_errors(gen):
+    with pytest.raises(IndexError, match=r"index: expected 0 <= index < 12, got 12"):
+        gen[12]
+    with pytest.raises(TypeError, match="index: expected an int"):
+        gen[1.5]
+
+
+def test_torch_dataloader_with_two_workers(gen):
+    torch = pytest.importorskip("torch")
+    loader = torch.utils.data.DataLoader(gen, batch_size=None, num_workers=2)
+    got = [(x.numpy().tobytes(), list(y)) for x, y in loader]
+    expected = [(gen[i][0].tobytes(), list(gen[i][1])) for i in range(len(gen))]
+    assert got == expected
+
+
+def test_shards_union_equals_the_whole_export(tmp_path):
+    def export(folder, *extra):
+        result = subprocess.run(
+            [sys.executable, "-m", "seqgen", "phone", "--num-images", "2500", "--image-width", "100", "--seed", "9",
+             "--source", "sample", "--quiet", "--output-dir", str(folder), *extra],
+            capture_output=True, text=True, env=dict(os.environ))
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    export(tmp_path / "whole")
+    outputs = [export(tmp_path / "shards", "--shard", f"{k}/3") for k in (1, 2, 3)]
+    assert "(shard 2/3)" in outputs[1]
+    whole = {p.name: p.read_bytes() for p in (tmp_path / "whole").glob("*.png")}
+    shards = {p.name: p.read_bytes() for p in (tmp_path / "shards").glob("*.png")}
+    assert len(whole) == 2500 and shards == whole
+    manifest = (tmp_path / "whole" / "labels.csv").read_text().splitlines()[1:]
+    parts = [(tmp_path / "shards" / f"labels-{k}-of-3.csv").read_text().splitlines()[1:] for k in (1, 2, 3)]
+    assert sum(parts, []) == manifest and all(parts)
