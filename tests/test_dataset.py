@@ -88,7 +88,7 @@ def test_test_split_never_uses_train_digits(train_digits, test_digits):
     with pytest.raises(ValueError, match="source: a 'train' DigitSet cannot feed split='test'"):
         DataGenerator(source=train_digits, split="test")
     default = DataGenerator(split="test", source="sample")
-    assert default.source.split == "test" and default.source is test_digits
+    assert default.source.split == "test" and np.array_equal(default.source.images, test_digits.images)
 
 
 def test_label_encoding_round_trip():
