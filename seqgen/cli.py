@@ -161,6 +161,17 @@ def _cmd_phone(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recognize(args: argparse.Namespace) -> int:
+    from .recognizer import BaselineRecognizer, default_recognizer, read_png
+
+    images = [read_png(path) for path in args.files]
+    say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    model = BaselineRecognizer.load(args.model) if args.model else default_recognizer(say)
+    for path, digits in zip(args.files, model.predict(images)):
+        print(f"{path}: {digits}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``seqgen`` command."""
     parser = _Parser(prog="seqgen", description=__doc__.splitlines()[0])
@@ -185,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write only the K-th of M disjoint parts of the export")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_cmd_phone)
+
+    p = sub.add_parser("recognize", help="read the digits in sequence images (PNG, 28 pixels high)")
+    p.add_argument("files", nargs="+", help="PNG files")
+    p.add_argument("--model", help="a saved BaselineRecognizer (default: trained once, cached)")
+    p.add_argument("--quiet", action="store_true", help="no training message")
+    p.set_defaults(run=_cmd_recognize)
 
     p = sub.add_parser("info", help="where digits come from and how many there are")
     p.add_argument("--data-dir", help="cache folder (default: $SEQGEN_DATA_DIR or the OS cache)")

@@ -1,0 +1,318 @@
+"""A classical baseline recognizer for sequence images, and an honest held-out evaluation.
+
+Reading an image takes three steps:
+
+1. segmentation (scikit-image): threshold the ink, label connected components,
+   drop specks, merge pieces that share columns (a broken 5), and split blobs
+   that are too wide for one digit at the lowest points of their column profile;
+2. normalisation as MNIST was built: each segment's ink is fitted into a 20x20
+   box (aspect kept) and centred by its centre of mass in 28x28;
+3. classification (scikit-learn): HOG features and pixels, PCA, an RBF SVM,
+   trained on single digits and augmented copies of them.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .data import DigitSet
+
+_FORMAT = 1  # version of the saved-model file layout
+_MIN_AREA = 6  # components smaller than this many pixels are specks
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance between two strings (insertions, deletions, substitutions)."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def check_images(images) -> list[np.ndarray]:
+    """Validate sequence images: ``(N, 28, W)`` float in [0, 1] (or a list of ``(28, W)``)."""
+    if isinstance(images, np.ndarray):
+        if images.ndim != 3 or images.shape[1] != 28:
+            raise ValueError(f"images: expected shape (N, 28, W), got {images.shape}")
+        items = list(images)
+    elif isinstance(images, (list, tuple)):
+        items = [np.asarray(im) for im in images]
+        for im in items:
+            if im.ndim != 2 or im.shape[0] != 28:
+                raise ValueError(f"images: expected (28, W) arrays, got one of shape {im.shape}")
+    else:
+        raise TypeError(f"images: expected an (N, 28, W) array, got {type(images).__name__}")
+    for im in items:
+        if not np.issubdtype(im.dtype, np.floating):
+            raise TypeError(f"images: expected float images in [0, 1] (1 = white), got dtype {im.dtype}")
+        if im.size and (np.nanmin(im) < 0 or np.nanmax(im) > 1):
+            raise ValueError("images: expected values in [0, 1] (1 = white paper, 0 = black ink)")
+    return items
+
+
+# --------------------------------------------------------------------------- segmentation
+
+
+def segment(image: np.ndarray) -> list[np.ndarray]:
+    """Cut one ``(28, W)`` image into per-digit ink crops (uint8, ink high), left to right."""
+    from skimage.filters import threshold_otsu
+    from skimage.measure import label, regionprops
+
+    ink = np.rint((1.0 - image) * 255).astype(np.uint8)
+    if ink.max() < 64:
+        return []
+    level = max(threshold_otsu(ink), 48)
+    labels = label(ink > level, connectivity=2)
+    parts = [r for r in regionprops(labels) if r.area >= _MIN_AREA]
+    if not parts:
+        return []
+    boxes = sorted([[r.bbox[1], r.bbox[3], [r.label]] for r in parts])
+    merged = [boxes[0]]
+    for x0, x1, ids in boxes[1:]:
+        last = merged[-1]
+        overlap = min(x1, last[1]) - max(x0, last[0])
+        if overlap > 0.5 * min(x1 - x0, last[1] - last[0]):  # pieces of one digit stacked in columns
+            last[0], last[1], last[2] = min(x0, last[0]), max(x1, last[1]), last[2] + ids
+        else:
+            merged.append([x0, x1, ids])
+    heights = [np.ptp(np.flatnonzero(np.isin(labels[:, x0:x1], ids).any(axis=1))) + 1 for x0, x1, ids in merged]
+    digit_width = 0.75 * float(np.median(heights))  # a typical digit is about 3/4 as wide as tall
+    crops = []
+    for x0, x1, ids in merged:
+        mask = np.isin(labels[:, x0:x1], ids)
+        glyph = np.where(mask, ink[:, x0:x1], 0)
+        for start, stop in _split_points(glyph, digit_width):
+            piece = glyph[:, start:stop]
+            if np.count_nonzero(piece > level) >= _MIN_AREA:
+                crops.append(piece)
+    return crops
+
+
+def _split_points(glyph: np.ndarray, digit_width: float) -> list[tuple[int, int]]:
+    """Column ranges of the digits in one blob: cut where the ink profile is lowest near each expected cut."""
+    width = glyph.shape[1]
+    count = int(round(width / max(digit_width, 1.0)))
+    if count <= 1 or width < 1.5 * digit_width:
+        return [(0, width)]
+    profile = glyph.astype(np.float64).sum(axis=0)
+    cuts, previous = [], 0
+    for k in range(1, count):
+        expected = int(round(k * width / count))
+        lo, hi = max(previous + 3, expected - 4), min(width - 3, expected + 5)
+        cut = lo + int(np.argmin(profile[lo:hi])) if hi > lo else expected
+        cuts.append(cut)
+        previous = cut
+    edges = [0, *cuts, width]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def normalise(crop: np.ndarray) -> np.ndarray:
+    """MNIST-style ``(28, 28)`` float32 in [0, 1]: ink fitted into 20x20, centred by mass."""
+    from scipy.ndimage import center_of_mass, shift
+    from skimage.transform import resize
+
+    rows, cols = np.flatnonzero(crop.any(axis=1)), np.flatnonzero(crop.any(axis=0))
+    if not len(rows):
+        return np.zeros((28, 28), np.float32)
+    crop = crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / 255.0
+    h, w = crop.shape
+    factor = 20.0 / max(h, w)
+    size = (max(1, int(round(h * factor))), max(1, int(round(w * factor))))
+    small = resize(crop, size, order=1, anti_aliasing=factor < 1, preserve_range=True)
+    canvas = np.zeros((28, 28), np.float32)
+    top, left = (28 - size[0]) // 2, (28 - size[1]) // 2
+    canvas[top : top + size[0], left : left + size[1]] = small
+    cy, cx = center_of_mass(canvas)
+    return np.clip(shift(canvas, (13.5 - cy, 13.5 - cx), order=1, mode="constant"), 0, 1).astype(np.float32)
+
+
+def _features(digits: np.ndarray) -> np.ndarray:
+    """HOG and down-sampled pixels of ``(n, 28, 28)`` normalised digits."""
+    from skimage.feature import hog
+
+    hogs = np.stack([hog(d, orientations=9, pixels_per_cell=(7, 7), cells_per_block=(2, 2),
+                         feature_vector=True) for d in digits])
+    pixels = digits.reshape(len(digits), 14, 2, 14, 2).mean(axis=(2, 4)).reshape(len(digits), -1)
+    return np.hstack([hogs, pixels]).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- model
+
+
+class BaselineRecognizer:
+    """Segment, normalise, classify: reads digit-sequence images of any width.
+
+    Parameters
+    ----------
+    copies : int
+        Augmented copies of each training digit (small affine changes and
+        stroke width), so the classifier sees shrunk and slanted digits too.
+    C : float
+        SVM regularisation.
+    """
+
+    def __init__(self, copies: int = 2, C: float = 10.0):
+        self.copies = copies
+        self.C = C
+        self.model = None
+        self.trained_on: str | None = None
+
+    def fit(self, digits: DigitSet, seed=0) -> "BaselineRecognizer":
+        """Train on single digits (and augmented copies); returns ``self``."""
+        from sklearn.decomposition import PCA
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
+        from .augment import Affine, Pipeline, StrokeWidth
+        from .validation import as_rng
+
+        if not isinstance(digits, DigitSet):
+            raise TypeError(f"digits: expected a DigitSet, got {type(digits).__name__}")
+        rng = as_rng(seed)
+        jitter = Pipeline([Affine(rotation=8, shear=0.2, scale=0.1, translate=0, baseline=0, p=0.8),
+                           StrokeWidth(p=0.3)])
+        glyphs = [digits.images] + [jitter.augment_glyphs(digits.images, rng) for _ in range(self.copies)]
+        images = np.concatenate(glyphs)
+        labels = np.tile(digits.labels, self.copies + 1)
+        x = _features(np.stack([normalise(g) for g in images]))
+        self.model = make_pipeline(StandardScaler(), PCA(n_components=60, random_state=0),
+                                   SVC(C=self.C, gamma="scale"))
+        self.model.fit(x, labels)
+        self.trained_on = f"{digits.name}/{digits.split}"
+        return self
+
+    def _require_model(self):
+        if self.model is None:
+            raise RuntimeError("BaselineRecognizer: call fit() or load() before predict()")
+
+    def predict(self, images) -> list[str]:
+        """Read each ``(28, W)`` image (float, 1 = white) as a digit string ("" when blank)."""
+        self._require_model()
+        crops = [segment(im) for im in check_images(images)]
+        flat = [normalise(c) for cs in crops for c in cs]
+        if not flat:
+            return ["" for _ in crops]
+        predicted = self.model.predict(_features(np.stack(flat)))
+        out, k = [], 0
+        for cs in crops:
+            out.append("".join(str(int(d)) for d in predicted[k : k + len(cs)]))
+            k += len(cs)
+        return out
+
+    def evaluate(self, images, labels) -> dict:
+        """``char_accuracy`` (1 - edit distance / label length, over all labels),
+        ``sequence_accuracy`` (exact matches) and ``n``."""
+        labels = [str(label) for label in labels]
+        predicted = self.predict(images)
+        if len(predicted) != len(labels):
+            raise ValueError(f"labels: expected {len(predicted)} labels, got {len(labels)}")
+        errors = sum(edit_distance(p, t) for p, t in zip(predicted, labels))
+        return {
+            "char_accuracy": 1.0 - errors / max(1, sum(len(t) for t in labels)),
+            "sequence_accuracy": float(np.mean([p == t for p, t in zip(predicted, labels)])),
+            "n": len(labels),
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model to ``path`` atomically (pickle: load only files you trust)."""
+        self._require_model()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump({"format": _FORMAT, "copies": self.copies, "C": self.C,
+                         "trained_on": self.trained_on, "model": self.model}, f)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "BaselineRecognizer":
+        """Read a model written by :meth:`save`."""
+        with open(path, "rb") as f:
+            state = pickle.load(f)
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise ValueError(f"path: {path} is not a seqgen recognizer file (format {_FORMAT})")
+        model = cls(copies=state["copies"], C=state["C"])
+        model.model, model.trained_on = state["model"], state["trained_on"]
+        return model
+
+
+def default_recognizer(progress=print) -> BaselineRecognizer:
+    """The recognizer trained on ``load_mnist("train")``, cached beside the data after the first use."""
+    from .data import cache_dir, load_mnist
+
+    digits = load_mnist("train")
+    path = cache_dir() / f"recognizer-v{_FORMAT}-{digits.name}.pkl"
+    if path.is_file():
+        return BaselineRecognizer.load(path)
+    progress(f"training the baseline recognizer on {len(digits)} {digits.name} digits (once) ...")
+    model = BaselineRecognizer().fit(digits, seed=0)
+    model.save(path)
+    return model
+
+
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    """A grayscale PNG as a ``(28, W)`` float32 image in [0, 1]."""
+    from PIL import Image
+
+    with Image.open(path) as png:
+        image = np.asarray(png.convert("L"), dtype=np.float32) / 255.0
+    if image.shape[0] != 28:
+        raise ValueError(f"{path}: expected an image 28 pixels high, got {image.shape[0]}")
+    return image
+
+
+# --------------------------------------------------------------------------- evaluation grid
+
+
+GRID_SPACINGS = ((-2, 0), (0, 4), (2, 10), (5, 20))
+GRID_AUGMENTS = (None, "default")
+
+
+def native_width(spacing_range: tuple[int, int], digits: int = 11) -> int:
+    """A width at which a sequence of ``digits`` digits always fits at native scale."""
+    return digits * 28 + (digits - 1) * max(spacing_range[1], 0)
+
+
+def evaluate_grid(recognizer: BaselineRecognizer, test_digits: DigitSet, n: int = 200, *,
+                  spacings=GRID_SPACINGS, widths=("native", 200), augments=GRID_AUGMENTS, seed=0) -> list[dict]:
+    """Accuracy on phone numbers composed from held-out digits, over a grid of conditions.
+
+    Parameters
+    ----------
+    recognizer : BaselineRecognizer
+        A fitted model (trained on the train split only).
+    test_digits : DigitSet
+        The digits to compose from; must be a test split.
+    n : int
+        Phone numbers per cell.
+    spacings, widths, augments
+        The grid; a width of ``"native"`` means wide enough that nothing is shrunk.
+
+    Returns
+    -------
+    list of dict
+        One row per cell: spacing, width, augment, char_accuracy, sequence_accuracy, n.
+    """
+    from .generate import generate_phone_numbers
+
+    if test_digits.split != "test":
+        raise ValueError(f"test_digits: expected a test split, got split={test_digits.split!r}")
+    rows = []
+    for spacing in spacings:
+        for width in widths:
+            w = native_width(spacing) if width == "native" else width
+            for augment in augments:
+                images, labels = generate_phone_numbers(n, w, spacing, source=test_digits, augment=augment, seed=seed)
+                scores = recognizer.evaluate(images, labels)
+                rows.append({"spacing": tuple(spacing), "width": width, "augment": augment or "none", **scores})
+    return rows

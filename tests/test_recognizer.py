@@ -1,0 +1,109 @@
+"""The baseline recognizer: reads sequences, fails clearly, saves and loads, CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from seqgen import generate_numbers_sequence, generate_phone_numbers
+from seqgen.recognizer import BaselineRecognizer, edit_distance, evaluate_grid, native_width
+
+
+@pytest.fixture(scope="module")
+def small_model(train_digits):
+    return BaselineRecognizer(copies=1).fit(train_digits.subset(per_class=120), seed=0)
+
+
+def test_small_fit_reads_clean_wide_spaced_sequences(small_model, test_digits):
+    images, labels = generate_phone_numbers(60, 320, (6, 12), source=test_digits, seed=0)
+    scores = small_model.evaluate(images, labels)
+    assert scores["n"] == 60 and scores["char_accuracy"] >= 0.90
+    assert 0.0 <= scores["sequence_accuracy"] <= 1.0
+
+
+def test_blank_image_reads_as_empty(small_model):
+    assert small_model.predict(np.ones((2, 28, 90), np.float32)) == ["", ""]
+
+
+def test_predict_accepts_a_list_of_widths(small_model, test_digits):
+    a = generate_numbers_sequence("123", 90, (8, 8), source=test_digits, seed=1)
+    b = generate_numbers_sequence("4567", 150, (8, 8), source=test_digits, seed=1)
+    out = small_model.predict([a, b])
+    assert len(out) == 2 and all(s.isdigit() for s in out)
+
+
+@pytest.mark.parametrize(
+    "images, error, pattern",
+    [
+        (np.ones((2, 27, 90), np.float32), ValueError, r"images: expected shape \(N, 28, W\), got \(2, 27, 90\)"),
+        (np.ones((28, 90), np.float32), ValueError, r"images: expected shape \(N, 28, W\)"),
+        (np.full((1, 28, 90), 255, np.uint8), TypeError, "images: expected float images in \\[0, 1\\]"),
+        (np.full((1, 28, 90), 2.0, np.float32), ValueError, r"images: expected values in \[0, 1\]"),
+        ("image.png", TypeError, "images: expected an \\(N, 28, W\\) array"),
+    ],
+)
+def test_bad_images_are_clear_errors(small_model, images, error, pattern):
+    with pytest.raises(error, match=pattern):
+        small_model.predict(images)
+
+
+def test_unfitted_model_and_bad_labels(small_model):
+    with pytest.raises(RuntimeError, match="call fit"):
+        BaselineRecognizer().predict(np.ones((1, 28, 50), np.float32))
+    with pytest.raises(ValueError, match="labels: expected 1 labels, got 2"):
+        small_model.evaluate(np.ones((1, 28, 50), np.float32), ["1", "2"])
+
+
+def test_save_load_round_trip(small_model, test_digits, tmp_path):
+    images, _ = generate_phone_numbers(20, 250, source=test_digits, seed=4, augment="light")
+    path = small_model.save(tmp_path / "models" / "r.pkl")
+    loaded = BaselineRecognizer.load(path)
+    assert loaded.predict(images) == small_model.predict(images)
+    assert loaded.trained_on == "sample/train"
+    (tmp_path / "junk.pkl").write_bytes(__import__("pickle").dumps([1, 2]))
+    with pytest.raises(ValueError, match="is not a seqgen recognizer file"):
+        BaselineRecognizer.load(tmp_path / "junk.pkl")
+
+
+def test_edit_distance_and_char_accuracy():
+    assert edit_distance("0123", "0123") == 0
+    assert edit_distance("0123", "023") == 1  # a missing digit
+    assert edit_distance("0123", "01233") == 1  # an extra digit
+    assert edit_distance("0123", "0923") == 1 and edit_distance("", "12") == 2
+
+
+def test_grid_uses_held_out_digits_only(small_model, train_digits, test_digits):
+    with pytest.raises(ValueError, match="test_digits: expected a test split"):
+        evaluate_grid(small_model, train_digits)
+    rows = evaluate_grid(small_model, test_digits, n=5, spacings=[(2, 10)], widths=["native", 200], augments=[None])
+    assert [(r["width"], r["augment"], r["n"]) for r in rows] == [("native", "none", 5), (200, "none", 5)]
+    assert native_width((2, 10)) == 11 * 28 + 100
+
+
+def test_cli_recognize_trains_once_then_uses_the_cache(tmp_path, test_digits):
+    images, labels = generate_phone_numbers(2, 300, (4, 8), source=test_digits, seed=3, output_path=tmp_path / "png")
+    files = [str(tmp_path / "png" / f"{label}.png") for label in labels]
+    env = dict(os.environ, SEQGEN_DATA_DIR=str(tmp_path / "cache"))
+    first = subprocess.run([sys.executable, "-m", "seqgen", "recognize", *files], capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "training the baseline recognizer" in first.stderr
+    lines = first.stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == files
+    assert all(len(line.split(": ")[1]) == 11 for line in lines)
+    assert list((tmp_path / "cache").glob("recognizer-*.pkl"))
+    second = subprocess.run([sys.executable, "-m", "seqgen", "recognize", "--quiet", *files], capture_output=True, text=True, env=env)
+    assert second.returncode == 0 and second.stdout == first.stdout and "training" not in second.stderr
+
+
+def test_cli_recognize_bad_file(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "tall.png")
+    for path, message in [(tmp_path / "tall.png", "expected an image 28 pixels high, got 30"),
+                          (tmp_path / "missing.png", "No such file")]:
+        result = subprocess.run([sys.executable, "-m", "seqgen", "recognize", str(path)], capture_output=True, text=True)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr
