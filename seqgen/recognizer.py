@@ -37,6 +37,27 @@ def edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+def score(predicted, labels) -> dict:
+    """Accuracy of predicted digit strings against the true ``labels``.
+
+    Returns
+    -------
+    dict
+        ``char_accuracy``: 1 - (sum of edit distances) / (sum of label lengths),
+        so missing and extra digits count; ``sequence_accuracy``: share of exact
+        matches; ``n``: number of labels.
+    """
+    labels = [str(label) for label in labels]
+    if len(predicted) != len(labels):
+        raise ValueError(f"labels: expected {len(predicted)} labels, got {len(labels)}")
+    errors = sum(edit_distance(p, t) for p, t in zip(predicted, labels))
+    return {
+        "char_accuracy": 1.0 - errors / max(1, sum(len(t) for t in labels)),
+        "sequence_accuracy": float(np.mean([p == t for p, t in zip(predicted, labels)])) if labels else 0.0,
+        "n": len(labels),
+    }
+
+
 def check_images(images) -> list[np.ndarray]:
     """Validate sequence images: ``(N, 28, W)`` float in [0, 1] (or a list of ``(28, W)``)."""
     if isinstance(images, np.ndarray):
@@ -115,19 +136,19 @@ def _split_points(glyph: np.ndarray, digit_width: float) -> list[tuple[int, int]
 
 
 def normalise(crop: np.ndarray) -> np.ndarray:
-    """MNIST-style ``(28, 28)`` float32 in [0, 1]: ink fitted into 20x20, centred by mass."""
+    """MNIST-style ``(28, 28)`` float32 in [0, 1]: ink fitted into 20x20, centred by mass (sub-pixel)."""
     from scipy.ndimage import center_of_mass, shift
     from skimage.transform import resize
 
     rows, cols = np.flatnonzero(crop.any(axis=1)), np.flatnonzero(crop.any(axis=0))
+    canvas = np.zeros((28, 28), np.float32)
     if not len(rows):
-        return np.zeros((28, 28), np.float32)
+        return canvas
     crop = crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / 255.0
     h, w = crop.shape
     factor = 20.0 / max(h, w)
     size = (max(1, int(round(h * factor))), max(1, int(round(w * factor))))
     small = resize(crop, size, order=1, anti_aliasing=factor < 1, preserve_range=True)
-    canvas = np.zeros((28, 28), np.float32)
     top, left = (28 - size[0]) // 2, (28 - size[1]) // 2
     canvas[top : top + size[0], left : left + size[1]] = small
     cy, cx = center_of_mass(canvas)
@@ -209,18 +230,8 @@ class BaselineRecognizer:
         return out
 
     def evaluate(self, images, labels) -> dict:
-        """``char_accuracy`` (1 - edit distance / label length, over all labels),
-        ``sequence_accuracy`` (exact matches) and ``n``."""
-        labels = [str(label) for label in labels]
-        predicted = self.predict(images)
-        if len(predicted) != len(labels):
-            raise ValueError(f"labels: expected {len(predicted)} labels, got {len(labels)}")
-        errors = sum(edit_distance(p, t) for p, t in zip(predicted, labels))
-        return {
-            "char_accuracy": 1.0 - errors / max(1, sum(len(t) for t in labels)),
-            "sequence_accuracy": float(np.mean([p == t for p, t in zip(predicted, labels)])),
-            "n": len(labels),
-        }
+        """Read ``images`` and :func:`score` the result against ``labels``."""
+        return score(self.predict(images), labels)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to ``path`` atomically (pickle: load only files you trust)."""
