@@ -111,8 +111,12 @@ _WORKER_JOB = None
 
 
 def _init_worker(job) -> None:
+    """Each worker gets the planned job and one BLAS thread (the workers share the cores)."""
+    from threadpoolctl import threadpool_limits
+
     global _WORKER_JOB
     _WORKER_JOB = job
+    threadpool_limits(1)
 
 
 def _write_chunk(task: tuple[int, str]) -> list[str]:

@@ -110,15 +110,19 @@ def render_batch(
     order = np.concatenate(source.class_indices)
     starts = np.cumsum(counts) - counts
     picks = order[starts[digits] + (rng.random(len(digits)) * counts[digits]).astype(np.intp)]
-    glyphs = source.images[picks]
 
-    # 2. glyph augmentation, from a child generator: the layout draws stay those of no augmentation
+    # 2. glyph augmentation, from a child generator: the layout draws stay those of no augmentation.
+    #    The glyphs end up column by column, with a blank glyph last.
     if augment is not None:
         augment_rng = rng.spawn(1)[0]
-        glyphs = augment.augment_glyphs(glyphs, augment_rng)
+        glyphs = augment.augment_glyphs(source.images[picks], augment_rng)
         col_extent, row_extent = ink_bounds(glyphs.max(axis=1)), ink_bounds(glyphs.max(axis=2))
+        columns = np.zeros((len(picks) + 1, HEIGHT, HEIGHT), np.uint8)
+        columns[:-1] = glyphs.transpose(0, 2, 1)
     else:
         col_extent, row_extent = source.ink_extents[picks], source.ink_rows[picks]
+        columns = source.glyph_columns[np.append(picks, len(source))]
+    columns = columns.reshape(-1, HEIGHT)
 
     # 3. layout on the strip
     width = np.zeros((n_seq, length), np.intp)
@@ -154,9 +158,7 @@ def render_batch(
 
     # 5. render: a column-id table per layer, gathered into the output columns
     flat = np.cumsum(valid.ravel()).reshape(n_seq, length) - 1  # glyph index in `glyphs`
-    blank = len(glyphs) * HEIGHT
-    columns = np.zeros((blank + 1, HEIGHT), np.uint8)  # all glyph columns, then one blank
-    columns[:-1] = glyphs.transpose(0, 2, 1).reshape(-1, HEIGHT)
+    blank = len(picks) * HEIGHT  # the first column of the blank glyph
     tables = _column_tables(x, width, valid, flat * HEIGHT + _where_valid(col_extent[:, 0], valid),
                             int(strip.max()), blank)
     images = np.empty((n_seq, HEIGHT, image_width), np.float32) if out is None else out
@@ -290,16 +292,18 @@ def _render_scaled(tables, columns, strip, scale_x, scale_y, sel, image_width, o
             acc += columns.take(flat.take(idx[:, :, t]), axis=0) * fixed[:, :, t, None]
         ink = acc if ink is None else np.maximum(ink, acc, out=ink)
     images = np.empty((len(strip), HEIGHT, image_width), np.float32) if out is None else out
-    ink_to_image = np.float32(-1.0 / (255 * _ONE))
-    for level in np.unique(scale_y):
-        group = scale_y == level
+    levels = np.unique(scale_y)
+    for level in levels:
+        group = slice(None) if len(levels) == 1 else np.flatnonzero(scale_y == level)
+        ink_t = ink[group].transpose(0, 2, 1)  # (n, 28, W)
         if level == 1.0:
-            images[group] = ink[group].transpose(0, 2, 1) * ink_to_image
+            part = ink_t.astype(np.float32, order="C")
         else:
-            rows = _row_matrix(float(level)) * ink_to_image
-            images[group] = np.matmul(ink[group], rows.T).transpose(0, 2, 1)
-    images += 1.0
-    return np.clip(images, 0.0, 1.0, out=images)
+            part = np.matmul(_row_matrix(float(level)), ink_t.astype(np.float32, order="C"))
+        part *= np.float32(-1.0 / (255 * _ONE))
+        part += 1.0
+        images[group] = np.clip(part, 0.0, 1.0, out=part)
+    return images
 
 
 @functools.lru_cache(maxsize=1024)

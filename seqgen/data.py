@@ -144,6 +144,14 @@ class DigitSet:
         """First and one-past-last ink row of each glyph, shape (N, 2) (as :attr:`ink_extents`)."""
         return _readonly(ink_bounds(self.images.max(axis=2)))
 
+    @functools.cached_property
+    def glyph_columns(self) -> np.ndarray:
+        """The glyphs stored column by column, ``(N + 1, 28, 28)`` uint8: ``[i, c]`` is column ``c``
+        of glyph ``i``; index ``N`` is a blank glyph.  The composer gathers from it."""
+        columns = np.zeros((len(self) + 1, 28, 28), np.uint8)
+        columns[:-1] = self.images.transpose(0, 2, 1)
+        return _readonly(columns)
+
     @property
     def ink_widths(self) -> np.ndarray:
         """Width of each glyph's ink in columns, shape (N,)."""
