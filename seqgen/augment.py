@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 _GLYPH = 28
-_GLYPH_BATCH = 4096  # glyphs resampled per scipy call (bounds the coordinate arrays)
+_GLYPH_BATCH = 512  # glyphs resampled per scipy call: keeps the coordinate arrays in cache
 
 
 class Augmenter:
@@ -203,19 +203,24 @@ def _warp_glyphs(glyphs: np.ndarray, forward: np.ndarray, shift: np.ndarray, fie
 
     m = len(glyphs)
     centre = (_GLYPH - 1) / 2
-    grid = np.mgrid[0:_GLYPH, 0:_GLYPH].astype(np.float64)[None] - centre  # (1, 2, 28, 28)
-    points = grid - shift[:, :, None, None]
+    rows, cols = np.mgrid[0:_GLYPH, 0:_GLYPH].astype(np.float64) - centre
+    dy = rows[None] - shift[:, 0, None, None]  # output offsets from the centre, less the shift
+    dx = cols[None] - shift[:, 1, None, None]
     if field is not None:
-        points = points + field
-    inverse = np.linalg.inv(forward)
-    source = np.einsum("mij,mjhw->mihw", inverse, points) + centre
-    np.clip(source, -1, _GLYPH, out=source)
-    source += 1  # into the padded glyph
-    source[:, 0] += (np.arange(m) * (_GLYPH + 2))[:, None, None]
+        dy += field[:, 0]
+        dx += field[:, 1]
+    inverse = np.linalg.inv(forward)[:, :, :, None, None]
+    coords = np.empty((2, m, _GLYPH, _GLYPH))  # (row, col) in the stacked, padded glyphs
+    for axis in (0, 1):
+        np.multiply(inverse[:, axis, 0], dy, out=coords[axis])
+        coords[axis] += inverse[:, axis, 1] * dx
+        coords[axis] += centre
+    np.clip(coords, -1, _GLYPH, out=coords)
+    coords += 1
+    coords[0] += (np.arange(m) * (_GLYPH + 2))[:, None, None]
     padded = np.zeros((m, _GLYPH + 2, _GLYPH + 2), np.uint8)
     padded[:, 1:-1, 1:-1] = glyphs
-    out = map_coordinates(padded.reshape(-1, _GLYPH + 2), source.transpose(1, 0, 2, 3), order=1,
-                          output=np.float32, prefilter=False)
+    out = map_coordinates(padded.reshape(-1, _GLYPH + 2), coords, order=1, output=np.float32, prefilter=False)
     return np.rint(out).astype(np.uint8)
 
 
