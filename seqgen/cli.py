@@ -7,9 +7,9 @@ download exits with status 1.  Neither prints a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
+from pathlib import Path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,7 +121,7 @@ def _init_worker(job) -> None:
 
 def _write_chunk(task: tuple[int, str]) -> list[str]:
     chunk, folder = task
-    return [str(p) for p in _WORKER_JOB.write(chunk, __import__("pathlib").Path(folder))]
+    return [str(p) for p in _WORKER_JOB.write(chunk, Path(folder))]
 
 
 def _cmd_phone(args: argparse.Namespace) -> int:

@@ -160,7 +160,7 @@ def render_batch(
     flat = np.cumsum(valid.ravel()).reshape(n_seq, length) - 1  # glyph index in `glyphs`
     blank = len(picks) * HEIGHT  # the first column of the blank glyph
     tables = _column_tables(x, width, valid, flat * HEIGHT + _where_valid(col_extent[:, 0], valid),
-                            int(strip.max()), blank)
+                            int(strip.max()), blank, overlapping=lo < 0)
     images = np.empty((n_seq, HEIGHT, image_width), np.float32) if out is None else out
     if native.all():
         _render_native(tables, columns, strip, offset, native, image_width, out=images)
@@ -217,10 +217,13 @@ def _layers(x: np.ndarray, width: np.ndarray, valid: np.ndarray) -> int:
     return length
 
 
-def _column_tables(x, width, valid, first_column, strip_max, blank) -> list[np.ndarray]:
-    """Per layer, a ``(B, strip_max + 1)`` table of column ids (``blank`` where no ink)."""
+def _column_tables(x, width, valid, first_column, strip_max, blank, overlapping) -> list[np.ndarray]:
+    """Per layer, a ``(B, strip_max + 1)`` table of column ids (``blank`` where no ink).
+
+    Without negative gaps (``overlapping`` False) no two glyphs share a column: one layer.
+    """
     n_seq, length = x.shape
-    k_layers = _layers(x, width, valid)
+    k_layers = _layers(x, width, valid) if overlapping else 1
     position = np.broadcast_to(np.arange(length), x.shape)
     rows = np.broadcast_to(np.arange(n_seq)[:, None], x.shape)
     tables = []
@@ -292,14 +295,17 @@ def _render_scaled(tables, columns, strip, scale_x, scale_y, sel, image_width, o
             acc += columns.take(flat.take(idx[:, :, t]), axis=0) * fixed[:, :, t, None]
         ink = acc if ink is None else np.maximum(ink, acc, out=ink)
     images = np.empty((len(strip), HEIGHT, image_width), np.float32) if out is None else out
-    levels = np.unique(scale_y)
-    for level in levels:
-        group = slice(None) if len(levels) == 1 else np.flatnonzero(scale_y == level)
-        ink_t = ink[group].transpose(0, 2, 1)  # (n, 28, W)
-        if level == 1.0:
-            part = ink_t.astype(np.float32, order="C")
-        else:
-            part = np.matmul(_row_matrix(float(level)), ink_t.astype(np.float32, order="C"))
+    levels, which = np.unique(scale_y, return_inverse=True)
+    # Few images per scale (small batches): one batched product with a matrix per image.
+    # Many: one product per scale, each a single large BLAS call (faster per image).
+    per_image = len(levels) * 8 > len(strip)
+    for k, level in enumerate([None] if per_image else levels):
+        group = slice(None) if per_image or len(levels) == 1 else np.flatnonzero(which == k)
+        part = ink[group].transpose(0, 2, 1).astype(np.float32, order="C")  # (n, 28, W)
+        if per_image:
+            part = np.matmul(np.stack([_row_matrix(float(v)) for v in levels])[which], part)
+        elif level != 1.0:
+            part = np.matmul(_row_matrix(float(level)), part)
         part *= np.float32(-1.0 / (255 * _ONE))
         part += 1.0
         images[group] = np.clip(part, 0.0, 1.0, out=part)
