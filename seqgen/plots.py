@@ -19,13 +19,14 @@ def figures_dir() -> Path:
     return here / "reports" / "figures"
 
 
-def save(fig, name: str) -> Path:
-    """Save ``fig`` as ``<figures_dir>/<name>.png`` (replacing the previous version of that figure)."""
+def save(fig, name: str) -> None:
+    """Save ``fig`` as ``<figures_dir>/<name>.png``, replacing the previous version of that figure.
+
+    Returns nothing, so a notebook cell ending in ``save(...)`` shows no machine-specific path.
+    """
     folder = figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    return path
+    fig.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight", metadata={"Software": None})
 
 
 def show_images(images, titles=None, *, boxes=None, columns: int = 1, scale: float = 0.025):
