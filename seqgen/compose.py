@@ -12,7 +12,8 @@ One call renders a whole batch in array operations:
 5. convert to float32 once, at the end (fused with the vertical part of a
    shrink), then (optionally) augment the images.
 
-Images stay ``uint8`` (ink high) until the last step.  The glyphs are handled
+Images stay ``uint8`` (ink high) until the last step (``uint16`` fixed-point
+sums while resampling a strip that does not fit).  The glyphs are handled
 as 28-pixel *columns*: the strip is a table of column ids, so placing glyphs
 is one gather per layer, never a loop over pixels or images.  Overlapping
 neighbours (negative gaps) go to separate layers that combine with ``max``,
@@ -29,7 +30,6 @@ import numpy as np
 from .data import DigitSet, ink_bounds
 
 HEIGHT = 28
-#: uint8 ink (high = dark) -> float32 image (1.0 white, 0.0 black).
 _ONE = 256  # fixed-point unit of the horizontal resampling weights
 
 
@@ -48,15 +48,6 @@ class Batch:
 
     images: np.ndarray
     boxes: np.ndarray
-
-
-def pad_sequences(sequences: list[np.ndarray]) -> np.ndarray:
-    """Stack digit arrays of any lengths into ``(B, L)`` int8, padded with -1."""
-    length = max(len(s) for s in sequences)
-    codes = np.full((len(sequences), length), -1, dtype=np.int8)
-    for row, seq in zip(codes, sequences):
-        row[: len(seq)] = seq
-    return codes
 
 
 def render_batch(
