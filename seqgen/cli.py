@@ -137,8 +137,7 @@ def _cmd_phone(args: argparse.Namespace) -> int:
     positive_int(args.num_images, "--num-images")
     positive_int(args.workers, "--workers")
     options, folder, augment = _common(args)
-    job = PhoneJob.plan(args.num_images, options.image_width, options.spacing_range, fit=options.fit,
-                        align=options.align, source=args.source, augment=augment, seed=args.seed)
+    job = PhoneJob.plan(args.num_images, options, source=args.source, augment=augment, seed=args.seed)
     chunks = list(range(job.n_chunks))
     if args.shard is not None:
         k, m = args.shard

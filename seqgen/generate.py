@@ -167,10 +167,10 @@ class PhoneJob:
     chunk_size: int = CHUNK_SIZE
 
     @classmethod
-    def plan(cls, num_images, image_width, spacing_range=(2, 10), *, fit="shrink", align="center",
-             source=None, augment=None, seed=None, chunk_size=CHUNK_SIZE) -> "PhoneJob":
+    def plan(cls, num_images: int, options: Options, *, source=None, augment=None, seed=None,
+             chunk_size: int = CHUNK_SIZE) -> "PhoneJob":
+        """Draw the distinct numbers and the chunk seeds; resolve the digit source."""
         num_images = check.positive_int(num_images, "num_images")
-        options = Options.check(image_width, spacing_range, fit, align)
         chunk_size = check.positive_int(chunk_size, "chunk_size")
         entropy = int(check.as_rng(seed).integers(2**63))
         values = distinct_phone_numbers(num_images, np.random.default_rng([entropy, 0]))
@@ -204,14 +204,16 @@ class PhoneJob:
         return write_pngs(self.render(chunk).images, self.labels[rows.start : rows.stop], folder)
 
 
-def iter_phone_numbers(num_images: int, image_width: int, spacing_range=(2, 10), **kwargs
+def iter_phone_numbers(num_images: int, image_width: int, spacing_range=(2, 10), *, fit="shrink",
+                       align="center", source=None, augment=None, seed=None
                        ) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
     """Like :func:`generate_phone_numbers`, one chunk of ``(images, labels, boxes)`` at a time.
 
     Memory stays at one chunk however many images are made; concatenating the
     chunks gives exactly what :func:`generate_phone_numbers` returns.
     """
-    job = PhoneJob.plan(num_images, image_width, spacing_range, **kwargs)
+    options = Options.check(image_width, spacing_range, fit, align)
+    job = PhoneJob.plan(num_images, options, source=source, augment=augment, seed=seed)
     for chunk in range(job.n_chunks):
         rows = job.chunk_range(chunk)
         batch = job.render(chunk)
@@ -256,9 +258,10 @@ def generate_phone_numbers(
     boxes : ndarray, shape (num_images, 11, 4), int16
         Only with ``return_boxes``.
     """
-    job = PhoneJob.plan(num_images, image_width, spacing_range, fit=fit, align=align,
-                        source=source, augment=augment, seed=seed)
+    options = Options.check(image_width, spacing_range, fit, align)
+    check.positive_int(num_images, "num_images")
     folder = prepare_output_dir(output_path) if output_path is not None else None
+    job = PhoneJob.plan(num_images, options, source=source, augment=augment, seed=seed)
     images = np.empty((len(job), 28, job.options.image_width), np.float32)
     boxes = np.empty((len(job), job.codes.shape[1], 4), np.int16)
     files = []
