@@ -69,18 +69,21 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(image, np.float32) * 255.0).astype(np.uint8)
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of a float image in [0, 1] (8-bit grayscale, Pillow)."""
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes (8-bit grayscale, Pillow) of a ``uint8`` image, or of a float image in [0, 1]."""
     from PIL import Image
 
+    if pixels.dtype != np.uint8:
+        pixels = to_uint8(pixels)
     buffer = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buffer, format="PNG", **PNG_OPTIONS)
+    Image.fromarray(pixels).save(buffer, format="PNG", **PNG_OPTIONS)
     return buffer.getvalue()
 
 
 def write_pngs(images: np.ndarray, stems: Iterable[str], folder: Path) -> list[Path]:
-    """Write each image as ``<stem>.png`` in ``folder`` (never overwriting); return the paths."""
-    return [write_new_file(folder, stem, ".png", encode_png(image)) for image, stem in zip(images, stems)]
+    """Write each float image as ``<stem>.png`` in ``folder`` (never overwriting); return the paths."""
+    pixels = to_uint8(images)  # the whole batch at once
+    return [write_new_file(folder, stem, ".png", encode_png(p)) for p, stem in zip(pixels, stems)]
 
 
 def write_labels_csv(folder: Path, files: Iterable[Path], labels: Iterable[str], name: str = "labels") -> Path:
