@@ -66,6 +66,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _generation_options(p: argparse.ArgumentParser) -> None:
+    from .augment import PRESETS
     from .validation import ALIGNS, FITS
 
     p.add_argument("--image-width", type=int, required=True, help="output width in pixels")
@@ -73,7 +74,7 @@ def _generation_options(p: argparse.ArgumentParser) -> None:
                    help="ink-to-ink gap range in pixels, inclusive (default 2 10)")
     p.add_argument("--fit", choices=FITS, default="shrink", help="fitting policy (default shrink)")
     p.add_argument("--align", choices=ALIGNS, default="center", help="placement of a narrow strip")
-    p.add_argument("--augment", choices=("none", "light", "default", "heavy"), default="none",
+    p.add_argument("--augment", choices=("none", *PRESETS), default="none",
                    help="augmentation preset (default none)")
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
     p.add_argument("--source", default="auto",
@@ -82,7 +83,7 @@ def _generation_options(p: argparse.ArgumentParser) -> None:
 
 
 def _common(args: argparse.Namespace):
-    """Validated options, output folder and digit source, in that order (cheap checks first)."""
+    """Validated options, the output folder and the augment preset (cheap checks before the folder is made)."""
     from .generate import Options
     from .io import prepare_output_dir
     from .validation import as_rng
@@ -144,18 +145,24 @@ def _cmd_phone(args: argparse.Namespace) -> int:
         chunks = [int(c) for c in np.array_split(np.arange(job.n_chunks), m)[k - 1]]
     total = sum(len(job.chunk_range(c)) for c in chunks)
     files: list[str] = []
-    with tqdm(total=total, unit="img", delay=1.0, disable=args.quiet, file=sys.stderr) as bar:
-        if args.workers == 1 or len(chunks) <= 1:
-            for chunk in chunks:
-                files += [str(p) for p in job.write(chunk, folder)]
-                bar.update(len(job.chunk_range(chunk)))
-        else:
-            methods = multiprocessing.get_all_start_methods()
-            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            with ctx.Pool(args.workers, initializer=_init_worker, initargs=(job,)) as pool:
+    pool = None
+    if args.workers > 1 and len(chunks) > 1:  # started before the progress bar's thread exists
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        pool = ctx.Pool(args.workers, initializer=_init_worker, initargs=(job,))
+    try:
+        with tqdm(total=total, unit="img", delay=1.0, disable=args.quiet, file=sys.stderr) as bar:
+            if pool is None:
+                for chunk in chunks:
+                    files += [str(p) for p in job.write(chunk, folder)]
+                    bar.update(len(job.chunk_range(chunk)))
+            else:
                 for written in pool.imap(_write_chunk, [(c, str(folder)) for c in chunks]):
                     files += written
                     bar.update(len(written))
+    finally:
+        if pool is not None:
+            pool.terminate()
     labels = [job.labels[i] for c in chunks for i in job.chunk_range(c)]
     name = "labels" if args.shard is None else f"labels-{args.shard[0]}-of-{args.shard[1]}"
     manifest = write_labels_csv(folder, files, labels, name=name)
