@@ -98,9 +98,8 @@ def render_batch(
     missing = sorted(set(digits[counts[digits] == 0].tolist()))
     if missing:
         raise ValueError(f"source: {source!r} has no glyph for digit(s) {missing}")
-    order = np.concatenate(source.class_indices)
-    starts = np.cumsum(counts) - counts
-    picks = order[starts[digits] + (rng.random(len(digits)) * counts[digits]).astype(np.intp)]
+    offsets = (rng.random(len(digits)) * counts[digits]).astype(np.intp)
+    picks = source.class_order[source.class_starts[digits] + offsets]
 
     # 2. glyph augmentation, from a child generator: the layout draws stay those of no augmentation.
     #    The glyphs end up column by column, with a blank glyph last.

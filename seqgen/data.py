@@ -119,11 +119,20 @@ class DigitSet:
         return f"DigitSet(name={self.name!r}, split={self.split!r}, n={len(self)})"
 
     @functools.cached_property
+    def class_order(self) -> np.ndarray:
+        """All indices sorted by class (stable): class ``c`` occupies ``class_starts[c]`` onwards."""
+        return _readonly(np.argsort(self.labels, kind="stable"))
+
+    @functools.cached_property
+    def class_starts(self) -> np.ndarray:
+        """Where each class 0..9 begins in :attr:`class_order`, shape (10,)."""
+        return _readonly(np.cumsum(self.class_counts) - self.class_counts)
+
+    @functools.cached_property
     def class_indices(self) -> tuple[np.ndarray, ...]:
         """Indices of each class 0..9 (an empty array for a class the set lacks)."""
-        order = np.argsort(self.labels, kind="stable")
-        bounds = np.searchsorted(self.labels[order], np.arange(11))
-        return tuple(_readonly(order[bounds[c] : bounds[c + 1]]) for c in range(10))
+        ends = self.class_starts + self.class_counts
+        return tuple(self.class_order[start:end] for start, end in zip(self.class_starts, ends))
 
     @functools.cached_property
     def class_counts(self) -> np.ndarray:
