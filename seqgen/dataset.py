@@ -9,7 +9,7 @@ import numpy as np
 
 from . import validation as check
 from .data import SPLITS, DigitSet
-from .generate import PHONE_DIGITS, Options, resolve_augment, resolve_source
+from .generate import PHONE_DIGITS, Options, check_source, resolve_augment, resolve_source
 
 #: Class index of the CTC blank, also used to pad encoded labels; digits are 0..9.
 BLANK = 10
@@ -120,9 +120,7 @@ class DataGenerator:
         self.split = check.choice(split, "split", SPLITS)
         if isinstance(source, DigitSet) and source.split not in (None, split):
             raise ValueError(f"source: a {source.split!r} DigitSet cannot feed split={split!r}")
-        if source is not None and not isinstance(source, (DigitSet, str)) and not hasattr(source, "__fspath__"):
-            raise TypeError(f"source: expected a DigitSet, a load_mnist source or None, got {type(source).__name__}")
-        self._source = source
+        self._source = check_source(source)
         self.batches_per_epoch = check.positive_int(batches_per_epoch, "batches_per_epoch")
         self.channels_last = bool(channels_last)
         self.epoch = 0

@@ -21,21 +21,24 @@ CHUNK_SIZE = 1000
 PHONE_DIGITS = 10  # random digits after the leading 0
 
 
+def check_source(source):
+    """``source`` if it is a DigitSet, a ``load_mnist`` source (str or path) or None."""
+    if source is None or isinstance(source, (DigitSet, str, os.PathLike)):
+        return source
+    raise TypeError(
+        "source: expected a DigitSet, 'auto', 'mnist', 'sample', a folder path or None, "
+        f"got {type(source).__name__}"
+    )
+
+
 def resolve_source(source, split: str = "train") -> DigitSet:
     """The DigitSet to draw from: ``source`` itself, or ``load_mnist(split, source)``.
 
     ``None`` means ``"auto"``: full MNIST when available, else the offline sample.
     """
-    if isinstance(source, DigitSet):
+    if isinstance(check_source(source), DigitSet):
         return source
-    if source is None:
-        return load_mnist(split)
-    if isinstance(source, (str, os.PathLike)):
-        return load_mnist(split, source=source)
-    raise TypeError(
-        "source: expected a DigitSet, 'auto', 'mnist', 'sample', a folder path or None, "
-        f"got {type(source).__name__}"
-    )
+    return load_mnist(split) if source is None else load_mnist(split, source=source)
 
 
 def resolve_augment(augment):
