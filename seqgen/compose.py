@@ -9,15 +9,15 @@ One call renders a whole batch in array operations:
 4. fit the strip to the output width (see :func:`render_batch`): a strip that
    fits is copied at native scale, one that does not is resampled with a
    separable tent filter (antialiased when shrinking);
-5. convert to float32 once, at the end (fused with the vertical part of a
-   shrink), then (optionally) augment the images.
+5. convert to float32 once, at the end, then (optionally) augment the images.
 
-Images stay ``uint8`` (ink high) until the last step (``uint16`` fixed-point
-sums while resampling a strip that does not fit).  The glyphs are handled
-as 28-pixel *columns*: the strip is a table of column ids, so placing glyphs
-is one gather per layer, never a loop over pixels or images.  Overlapping
-neighbours (negative gaps) go to separate layers that combine with ``max``,
-so overlapping ink keeps the darker of the two.
+The glyphs are handled as 28-pixel *columns*: the strip is a table of column
+ids, so placing glyphs is a gather, never a loop over pixels or images.
+Overlapping neighbours (negative gaps) go to separate layers that combine so
+that overlapping ink keeps the darker of the two.  At native scale the
+columns stay ``uint8`` (ink high) until the final conversion.  Resampling is
+a sparse matrix product over float32 columns with integer weights (exact
+sums), then one small matrix per image for the rows.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DigitSet, ink_bounds
+from .data import DigitSet, ink_bounds, light_columns
 
 HEIGHT = 28
 _ONE = 256  # fixed-point unit of the horizontal resampling weights
@@ -102,17 +102,20 @@ def render_batch(
     picks = source.class_order[source.class_starts[digits] + offsets]
 
     # 2. glyph augmentation, from a child generator: the layout draws stay those of no augmentation.
-    #    The glyphs end up column by column, with a blank glyph last.
+    #    Glyphs are read column by column: glyph g's column c is row ``g * 28 + c`` of `columns`,
+    #    and glyph `blank` is empty.  Without augmentation that is the DigitSet's own table.
     if augment is not None:
         augment_rng = rng.spawn(1)[0]
         glyphs = augment.augment_glyphs(source.images[picks], augment_rng)
         col_extent, row_extent = ink_bounds(glyphs.max(axis=1)), ink_bounds(glyphs.max(axis=2))
         columns = np.zeros((len(picks) + 1, HEIGHT, HEIGHT), np.uint8)
         columns[:-1] = glyphs.transpose(0, 2, 1)
+        columns = columns.reshape(-1, HEIGHT)
+        glyph_ids, blank = np.arange(len(picks)), len(picks)
     else:
         col_extent, row_extent = source.ink_extents[picks], source.ink_rows[picks]
-        columns = source.glyph_columns[np.append(picks, len(source))]
-    columns = columns.reshape(-1, HEIGHT)
+        columns = source.glyph_columns.reshape(-1, HEIGHT)
+        glyph_ids, blank = picks, len(source)
 
     # 3. layout on the strip
     width = np.zeros((n_seq, length), np.intp)
@@ -147,19 +150,20 @@ def render_batch(
     native = scale_x == 1.0
 
     # 5. render: a column-id table per layer, gathered into the output columns
-    flat = np.cumsum(valid.ravel()).reshape(n_seq, length) - 1  # glyph index in `glyphs`
-    blank = len(picks) * HEIGHT  # the first column of the blank glyph
-    tables = _column_tables(x, width, valid, flat * HEIGHT + _where_valid(col_extent[:, 0], valid),
-                            int(strip.max()), blank, overlapping=lo < 0)
+    first_column = _where_valid(glyph_ids * HEIGHT + col_extent[:, 0], valid)
+    tables = _column_tables(x, width, valid, first_column, int(strip.max()), blank * HEIGHT,
+                            overlapping=lo < 0)
     images = np.empty((n_seq, HEIGHT, image_width), np.float32) if out is None else out
+    if not native.all():
+        light = source.light_columns if augment is None else light_columns(columns)
     if native.all():
         _render_native(tables, columns, strip, offset, native, image_width, out=images)
     elif not native.any():
-        _render_scaled(tables, columns, strip, scale_x, scale_y, ~native, image_width, out=images)
+        _render_scaled(tables, light, strip, scale_x, scale_y, ~native, image_width, out=images)
     else:
         images[native] = _render_native(tables, columns, strip[native], offset[native], native,
                                         image_width)
-        images[~native] = _render_scaled(tables, columns, strip[~native], scale_x[~native],
+        images[~native] = _render_scaled(tables, light, strip[~native], scale_x[~native],
                                          scale_y[~native], ~native, image_width)
     if augment is not None:
         augment.augment_images(images, augment_rng)
@@ -208,22 +212,24 @@ def _layers(x: np.ndarray, width: np.ndarray, valid: np.ndarray) -> int:
 
 
 def _column_tables(x, width, valid, first_column, strip_max, blank, overlapping) -> list[np.ndarray]:
-    """Per layer, a ``(B, strip_max + 1)`` table of column ids (``blank`` where no ink).
+    """Per layer, a ``(B, strip_max + 1)`` int32 table of column ids (``blank`` where no ink).
 
     Without negative gaps (``overlapping`` False) no two glyphs share a column: one layer.
     """
     n_seq, length = x.shape
     k_layers = _layers(x, width, valid) if overlapping else 1
     position = np.broadcast_to(np.arange(length), x.shape)
-    rows = np.broadcast_to(np.arange(n_seq)[:, None], x.shape)
+    stride = strip_max + 1
+    start = x + (np.arange(n_seq) * stride)[:, None]  # each glyph's first column in the flat table
     tables = []
     for k in range(k_layers):
         sel = valid & (position % k_layers == k) & (width > 0)
         w = width[sel]
-        within = np.arange(w.sum()) - np.repeat(np.cumsum(w) - w, w)
-        table = np.full((n_seq, strip_max + 1), blank, np.intp)
-        table[np.repeat(rows[sel], w), np.repeat(x[sel], w) + within] = np.repeat(first_column[sel], w) + within
-        tables.append(table)
+        # flat positions of every ink column, and the column id each holds (id - position is constant per glyph)
+        where = np.repeat(start[sel] - (np.cumsum(w) - w), w) + np.arange(w.sum())
+        table = np.full(n_seq * stride, blank, np.int32)
+        table[where] = where + np.repeat(first_column[sel] - start[sel], w)
+        tables.append(table.reshape(n_seq, stride))
     return tables
 
 
@@ -241,75 +247,99 @@ def _render_native(tables, columns, strip, offset, sel, image_width, out=None) -
     return np.divide(np.subtract(255, ink, out=ink), np.float32(255), dtype=np.float32, out=out)
 
 
-def _tent_taps(out_len: int, in_len, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _taps(out_len: int, in_len, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Tent-filter taps mapping ``in_len`` source pixels onto ``out_len`` output pixels.
 
     Centres map onto centres.  The filter's radius is ``max(1, 1/scale)``
     source pixels, so shrinking averages (antialiases) and enlarging
-    interpolates linearly.  Returns source indices (unclipped) and float
-    weights, both ``(B, out_len, T)``, the weights summing to 1; taps outside
-    ``[0, in_len)`` stand for background.
+    interpolates linearly.  Returns each output pixel's first source index
+    ``(B, out_len)`` (tap ``t`` reads ``first + t``; taps outside
+    ``[0, in_len)`` read background) and integer weights ``(B, out_len, T)``
+    summing exactly to :data:`_ONE`, as float32.
     """
-    radius = np.maximum(1.0, 1.0 / scale).astype(np.float32)[:, None, None]
-    in_len = np.broadcast_to(in_len, scale.shape)
+    radius = np.maximum(1.0, 1.0 / scale)[:, None, None]
     centre = ((np.arange(out_len) + 0.5 - out_len / 2)[None, :] / scale[:, None]
-              + in_len[:, None] / 2 - 0.5).astype(np.float32)[:, :, None]
+              + np.asarray(in_len)[..., None] / 2 - 0.5)[:, :, None]
     first = np.floor(centre - radius) + 1
-    offsets = first - centre + np.arange(int(np.ceil(2 * radius.max())), dtype=np.float32)
+    offsets = first - centre + np.arange(int(np.ceil(2 * radius.max())))
     w = np.maximum(1.0 - np.abs(offsets) / radius, 0.0)
-    w /= w.sum(axis=2, keepdims=True)
-    idx = first.astype(np.intp) + np.arange(w.shape[2])
-    w[(idx < 0) | (idx >= in_len[:, None, None])] = 0.0
-    return idx, w
+    cumulative = np.rint(np.cumsum(w, axis=2) * (_ONE / w.sum(axis=2, keepdims=True)))
+    return first[:, :, 0].astype(np.intp), np.diff(cumulative, axis=2, prepend=0).astype(np.float32)
 
 
-def _render_scaled(tables, columns, strip, scale_x, scale_y, sel, image_width, out=None) -> np.ndarray:
+def _render_scaled(tables, light, strip, scale_x, scale_y, sel, image_width, out=None) -> np.ndarray:
     """Strips resampled to exactly ``image_width`` columns (and, where ``scale_y`` < 1, fewer rows).
 
-    Horizontally, each output column mixes a few glyph columns (tent taps,
-    fixed-point weights summing to 256, uint16 sums).  Vertically, images that
-    share a (quantised) scale are shrunk by one matrix product, which also
-    converts to float32.
+    Horizontally, each output column is a weighted sum of a few strip columns
+    (tent taps): one sparse matrix product over the ``light`` columns
+    (:func:`seqgen.data.light_columns`); overlapping glyphs are first merged
+    into the darker of their columns, so the composed strip is what is scaled.  Vertically, one small
+    matrix per image (its quantised scale) maps those 29 values onto the 28
+    output rows, and the product's transposed operand puts the rows in image
+    order.  Weights are integers summing to 256 in each direction, so every
+    sum is exact in float32; one division by ``255 * 256 * 256`` gives the
+    image, exactly 1.0 on the background.
     """
-    # The taps depend only on the strip width (the scale follows from it): compute each once.
-    widths, which = np.unique(strip, return_inverse=True)
-    idx, w = _tent_taps(image_width, widths, scale_x[np.unique(which, return_index=True)[1]])
-    idx = np.clip(idx, 0, widths[:, None, None] - 1)[which]
-    idx += (np.arange(len(strip)) * tables[0].shape[1])[:, None, None]  # into the flattened table
-    fixed = np.diff(np.rint(np.cumsum(w, axis=2) * _ONE), axis=2, prepend=0).astype(np.uint16)[which]
-    ink = None
-    for table in tables:
-        flat = table[sel].ravel()
-        acc = np.zeros((len(strip), image_width, HEIGHT), np.uint16)
-        for t in range(idx.shape[2]):
-            acc += columns.take(flat.take(idx[:, :, t]), axis=0) * fixed[:, :, t, None]
-        ink = acc if ink is None else np.maximum(ink, acc, out=ink)
-    images = np.empty((len(strip), HEIGHT, image_width), np.float32) if out is None else out
-    levels, which = np.unique(scale_y, return_inverse=True)
-    # Few images per scale (small batches): one batched product with a matrix per image.
-    # Many: one product per scale, each a single large BLAS call (faster per image).
-    per_image = len(levels) * 8 > len(strip)
-    for k, level in enumerate([None] if per_image else levels):
-        group = slice(None) if per_image or len(levels) == 1 else np.flatnonzero(which == k)
-        part = ink[group].transpose(0, 2, 1).astype(np.float32, order="C")  # (n, 28, W)
-        if per_image:
-            part = np.matmul(np.stack([_row_matrix(float(v)) for v in levels])[which], part)
-        elif level != 1.0:
-            part = np.matmul(_row_matrix(float(level)), part)
-        part *= np.float32(-1.0 / (255 * _ONE))
-        part += 1.0
-        images[group] = np.clip(part, 0.0, 1.0, out=part)
-    return images
+    from scipy.sparse import csr_matrix
+
+    n_img, stride = len(strip), tables[0].shape[1]
+    table, merged = _merge_layers([t[sel] for t in tables], light)
+    widths, first_of, which = np.unique(strip, return_index=True, return_inverse=True)
+    first, weights = _taps(image_width, widths, scale_x[first_of])  # the taps depend only on the strip width
+    n_taps = weights.shape[2]
+    position = first[which][:, :, None] + np.arange(n_taps)  # (n, W, T) on each strip
+    position[(position < 0) | (position >= strip[:, None, None])] = stride - 1  # the blank last column
+    position += (np.arange(n_img) * stride)[:, None, None]
+    ids = table.ravel().take(position.ravel())
+    weights = weights[which].ravel()
+    row_starts = np.arange(0, weights.size + 1, n_taps, dtype=np.int32)
+    if merged is not None:  # taps on overlapping ink read the merged columns instead
+        on_merged = ids >= len(light)
+        overlaps = csr_matrix((weights[on_merged], (np.flatnonzero(on_merged) // n_taps, ids[on_merged] - len(light))),
+                              shape=(n_img * image_width, len(merged)))
+        weights, ids = np.where(on_merged, 0, weights), np.where(on_merged, 0, ids)
+    lit = csr_matrix((weights, ids, row_starts), shape=(n_img * image_width, len(light))) @ light
+    if merged is not None:
+        lit += overlaps @ merged
+    levels, level_of = np.unique(scale_y, return_inverse=True)
+    rows = np.stack([_row_matrix(float(v)) for v in levels])[level_of]  # (n, 28, 29)
+    images = np.empty((n_img, HEIGHT, image_width), np.float32) if out is None else out
+    np.matmul(rows, lit.reshape(n_img, image_width, HEIGHT + 1).transpose(0, 2, 1), out=images)
+    return np.divide(images, np.float32(255 * _ONE * _ONE), out=images)
+
+
+def _merge_layers(tables: list[np.ndarray], light: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """One column-id table for the composed strips, and the light of their overlapping columns.
+
+    Where glyphs overlap (several layers hold ink) the strip's column is the
+    darker of theirs: those columns get ids from ``len(light)`` on, and their
+    light is returned as ``merged`` (None when nothing overlaps).
+    """
+    if len(tables) == 1:
+        return tables[0], None
+    stacked = np.stack(tables)
+    blank = stacked[0, 0, -1]  # every table ends with a blank column, the largest id
+    table = stacked.min(axis=0)
+    overlap = (stacked != blank).sum(axis=0) > 1
+    if not overlap.any():
+        return table, None
+    merged = light[stacked[:, overlap]].min(axis=0)
+    table[overlap] = len(light) + np.arange(len(merged))
+    return table, merged
 
 
 @functools.lru_cache(maxsize=1024)
 def _row_matrix(scale: float) -> np.ndarray:
-    """``(28, 28)`` float32 matrix shrinking a column of 28 rows by ``scale`` about its centre (identity at 1)."""
-    taps, weights = _tent_taps(HEIGHT, HEIGHT, np.array([scale]))
-    inside = (taps[0] >= 0) & (taps[0] < HEIGHT)
-    matrix = np.zeros((HEIGHT, HEIGHT), np.float32)
-    out_rows = np.broadcast_to(np.arange(HEIGHT)[:, None], taps[0].shape)
-    np.add.at(matrix, (out_rows[inside], taps[0][inside]), weights[0][inside])
+    """``(28, 29)`` float32 integer weights shrinking a 28-row column by ``scale`` about its centre.
+
+    Column 28 takes the weight of taps that fall outside the glyph (they read
+    the constant background of :func:`seqgen.data.light_columns`); each row sums to 256.
+    """
+    first, weights = _taps(HEIGHT, HEIGHT, np.array([scale]))
+    source = first[0][:, None] + np.arange(weights.shape[2])
+    source = np.where((source >= 0) & (source < HEIGHT), source, HEIGHT)
+    matrix = np.zeros((HEIGHT, HEIGHT + 1), np.float32)
+    np.add.at(matrix, (np.broadcast_to(np.arange(HEIGHT)[:, None], source.shape), source), weights[0])
     return matrix
 
 

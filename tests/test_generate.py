@@ -144,6 +144,35 @@ def test_shrink_scales_uniformly_when_too_wide(train_digits):
     assert 12 <= len(rows) <= 16 and abs(rows[0] - (27 - rows[-1])) <= 1  # half height, centred
 
 
+def tent_filter(n_in: int, n_out: int, scale: float) -> np.ndarray:
+    """Dense ``(n_out, n_in)`` tent filter mapping pixel centres onto centres, radius max(1, 1/scale),
+    normalised over every tap (taps off the input read background, so they are dropped after)."""
+    radius = max(1.0, 1.0 / scale)
+    centre = (np.arange(n_out) + 0.5 - n_out / 2) / scale + n_in / 2 - 0.5
+    taps = np.arange(-n_in, 2 * n_in)
+    weights = np.maximum(1 - np.abs(taps[None, :] - centre[:, None]) / radius, 0)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights[:, n_in : 2 * n_in]
+
+
+@pytest.mark.parametrize("digits, width, spacing", [("0123456789", 150, (2, 6)), ("31415926", 61, (-3, 4)),
+                                                    ("07", 30, (0, 0)), ("8675309", 300, (4, 9))])
+def test_shrink_and_stretch_match_a_float64_tent_filter(train_digits, digits, width, spacing):
+    strip = generate_numbers_sequence(digits, 1000, spacing, source=train_digits, seed=3, align="left")
+    ink = 255 - 255 * strip[:, : ink_columns(strip)[-1] + 1].astype(np.float64)  # the native strip
+    for fit in ("shrink", "stretch"):
+        img = generate_numbers_sequence(digits, width, spacing, fit=fit, source=train_digits, seed=3, align="left")
+        scale = width / ink.shape[1]
+        if fit == "shrink" and scale >= 1:
+            continue  # fits: native pixels, tested above
+        # the vertical scale is the horizontal one rounded to 64 steps per octave (documented)
+        vertical = min(1.0, 2 ** (np.rint(np.log2(scale) * 64) / 64)) if fit == "shrink" else 1.0
+        expected = 1 - tent_filter(28, 28, vertical) @ ink @ tent_filter(ink.shape[1], width, scale).T / 255
+        np.testing.assert_allclose(img, expected, atol=1.5 / 255)
+        assert np.abs(img - expected).mean() < 0.1 / 255
+        assert (img[expected == 1.0] == 1.0).all()  # background stays exactly white
+
+
 def test_stretch_keeps_the_height_and_fills_the_width():
     blocks = block_digits(width=20, height=(0, 28))
     img = generate_numbers_sequence("55", 100, (0, 0), fit="stretch", source=blocks, seed=0)
