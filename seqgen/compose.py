@@ -154,17 +154,11 @@ def render_batch(
     tables = _column_tables(x, width, valid, first_column, int(strip.max()), blank * HEIGHT,
                             overlapping=lo < 0)
     images = np.empty((n_seq, HEIGHT, image_width), np.float32) if out is None else out
-    if not native.all():
-        light = source.light_columns if augment is None else light_columns(columns)
     if native.all():
-        _render_native(tables, columns, strip, offset, native, image_width, out=images)
-    elif not native.any():
-        _render_scaled(tables, light, strip, scale_x, scale_y, ~native, image_width, out=images)
-    else:
-        images[native] = _render_native(tables, columns, strip[native], offset[native], native,
-                                        image_width)
-        images[~native] = _render_scaled(tables, light, strip[~native], scale_x[~native],
-                                         scale_y[~native], ~native, image_width)
+        _render_native(tables, columns, strip, offset, image_width, out=images)
+    else:  # strips that fit go through the resampler too, with exact one-to-one taps
+        light = source.light_columns if augment is None else light_columns(columns)
+        _render_scaled(tables, light, strip, scale_x, scale_y, offset, image_width, out=images)
     if augment is not None:
         augment.augment_images(images, augment_rng)
 
@@ -233,14 +227,14 @@ def _column_tables(x, width, valid, first_column, strip_max, blank, overlapping)
     return tables
 
 
-def _render_native(tables, columns, strip, offset, sel, image_width, out=None) -> np.ndarray:
+def _render_native(tables, columns, strip, offset, image_width, out=None) -> np.ndarray:
     """Strips that keep their native scale: one glyph column per output column."""
     strip_col = np.arange(image_width)[None, :] - offset[:, None]
     outside = (strip_col < 0) | (strip_col >= strip[:, None])
     strip_col = np.where(outside, tables[0].shape[1] - 1, strip_col)  # the last column is blank
     ink = None
     for table in tables:
-        layer = columns.take(np.take_along_axis(table[sel], strip_col, axis=1), axis=0)
+        layer = columns.take(np.take_along_axis(table, strip_col, axis=1), axis=0)
         ink = layer if ink is None else np.maximum(ink, layer, out=ink)
     # uint8 ink (high = dark) -> float32 image, exactly (255 - ink) / 255
     ink = np.ascontiguousarray(ink.transpose(0, 2, 1))
@@ -267,31 +261,30 @@ def _taps(out_len: int, in_len, scale: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return first[:, :, 0].astype(np.intp), np.diff(cumulative, axis=2, prepend=0).astype(np.float32)
 
 
-def _render_scaled(tables, light, strip, scale_x, scale_y, sel, image_width, out=None) -> np.ndarray:
+def _render_scaled(tables, light, strip, scale_x, scale_y, offset, image_width, out=None) -> np.ndarray:
     """Strips resampled to exactly ``image_width`` columns (and, where ``scale_y`` < 1, fewer rows).
 
     Horizontally, each output column is a weighted sum of a few strip columns
     (tent taps): one sparse matrix product over the ``light`` columns
     (:func:`seqgen.data.light_columns`); overlapping glyphs are first merged
-    into the darker of their columns, so the composed strip is what is scaled.  Vertically, one small
-    matrix per image (its quantised scale) maps those 29 values onto the 28
-    output rows, and the product's transposed operand puts the rows in image
-    order.  Weights are integers summing to 256 in each direction, so every
-    sum is exact in float32; one division by ``255 * 256 * 256`` gives the
-    image, exactly 1.0 on the background.
+    into the darker of their columns, so the composed strip is what is scaled.
+    Vertically, one small matrix per image (its quantised scale) maps those 29
+    values onto the 28 output rows, and the product's transposed operand puts
+    the rows in image order.  Weights are integers summing to 256 in each
+    direction, so every sum is exact in float32; one division by
+    ``255 * 256 * 256`` gives the image, exactly 1.0 on the background.
+    Strips at scale 1 (``scale_x == 1``) are placed at ``offset`` with one
+    tap of weight 256: the same bytes as :func:`_render_native`.
     """
     from scipy.sparse import csr_matrix
 
     n_img, stride = len(strip), tables[0].shape[1]
-    table, merged = _merge_layers([t[sel] for t in tables], light)
-    widths, first_of, which = np.unique(strip, return_index=True, return_inverse=True)
-    first, weights = _taps(image_width, widths, scale_x[first_of])  # the taps depend only on the strip width
+    table, merged = _merge_layers(tables, light)
+    position, weights = _strip_taps(strip, scale_x, offset, image_width, blank=stride - 1)
     n_taps = weights.shape[2]
-    position = first[which][:, :, None] + np.arange(n_taps)  # (n, W, T) on each strip
-    position[(position < 0) | (position >= strip[:, None, None])] = stride - 1  # the blank last column
-    position += (np.arange(n_img) * stride)[:, None, None]
+    position += (np.arange(n_img, dtype=np.int32) * stride)[:, None, None]
     ids = table.ravel().take(position.ravel())
-    weights = weights[which].ravel()
+    weights = weights.ravel()
     row_starts = np.arange(0, weights.size + 1, n_taps, dtype=np.int32)
     if merged is not None:  # taps on overlapping ink read the merged columns instead
         on_merged = ids >= len(light)
@@ -306,6 +299,24 @@ def _render_scaled(tables, light, strip, scale_x, scale_y, sel, image_width, out
     images = np.empty((n_img, HEIGHT, image_width), np.float32) if out is None else out
     np.matmul(rows, lit.reshape(n_img, image_width, HEIGHT + 1).transpose(0, 2, 1), out=images)
     return np.divide(images, np.float32(255 * _ONE * _ONE), out=images)
+
+
+def _strip_taps(strip, scale_x, offset, image_width, blank) -> tuple[np.ndarray, np.ndarray]:
+    """Each output column's taps on its strip: positions ``(B, W, T)`` int32 (``blank`` off the
+    strip) and integer weights ``(B, W, T)`` float32 summing to 256."""
+    widths, first_of, which = np.unique(strip, return_index=True, return_inverse=True)
+    first, weights = _taps(image_width, widths, scale_x[first_of])  # they depend only on the strip width
+    position = (first[:, :, None] + np.arange(weights.shape[2])).astype(np.int32)
+    position[(position < 0) | (position >= widths[:, None, None])] = blank
+    position, weights = position[which], weights[which]
+    native = np.flatnonzero(scale_x == 1.0)
+    if len(native):
+        at = np.arange(image_width) - offset[native, None]
+        position[native] = blank
+        position[native, :, 0] = np.where((at >= 0) & (at < strip[native, None]), at, blank)
+        weights[native] = 0
+        weights[native, :, 0] = _ONE
+    return position, weights
 
 
 def _merge_layers(tables: list[np.ndarray], light: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
