@@ -30,7 +30,8 @@ import numpy as np
 from .data import DigitSet, ink_bounds, light_columns
 
 HEIGHT = 28
-_ONE = 256  # fixed-point unit of the horizontal resampling weights
+_ONE = 256  # fixed-point unit of the resampling weights
+_STEPS = 64  # vertical scales per octave
 
 
 @dataclass
@@ -169,8 +170,9 @@ def render_batch(
 
 
 def _quantise(scale: np.ndarray) -> np.ndarray:
-    """Vertical scales rounded to 64 steps per octave (within 0.6%), so rows are shrunk in few groups."""
-    return np.minimum(1.0, 2.0 ** (np.rint(np.log2(scale) * 64) / 64))
+    """Vertical scales rounded to :data:`_STEPS` steps per octave (within 0.6%), so that the
+    row matrices can be computed once and shared."""
+    return np.minimum(1.0, 2.0 ** (np.rint(np.log2(scale) * _STEPS) / _STEPS))
 
 
 def _where_valid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -280,8 +282,9 @@ def _render_scaled(tables, light, strip, scale_x, scale_y, offset, image_width, 
 
     n_img, stride = len(strip), tables[0].shape[1]
     table, merged = _merge_layers(tables, light)
-    position, weights = _strip_taps(strip, scale_x, offset, image_width, blank=stride - 1)
+    position, weights = _strip_taps(strip, scale_x, offset, image_width)
     n_taps = weights.shape[2]
+    # into the flat table; -1 (off the strip) lands on the previous row's last column, which is blank
     position += (np.arange(n_img, dtype=np.int32) * stride)[:, None, None]
     ids = table.ravel().take(position.ravel())
     weights = weights.ravel()
@@ -294,29 +297,47 @@ def _render_scaled(tables, light, strip, scale_x, scale_y, offset, image_width, 
     lit = csr_matrix((weights, ids, row_starts), shape=(n_img * image_width, len(light))) @ light
     if merged is not None:
         lit += overlaps @ merged
-    levels, level_of = np.unique(scale_y, return_inverse=True)
-    rows = np.stack([_row_matrix(float(v)) for v in levels])[level_of]  # (n, 28, 29)
+    steps = np.rint(-np.log2(scale_y) * _STEPS).astype(np.intp)  # the quantised vertical scales
+    rows = _row_matrices(-(-int(steps.max() + 1) // _STEPS) * _STEPS)[steps]  # (n, 28, 29)
     images = np.empty((n_img, HEIGHT, image_width), np.float32) if out is None else out
     np.matmul(rows, lit.reshape(n_img, image_width, HEIGHT + 1).transpose(0, 2, 1), out=images)
     return np.divide(images, np.float32(255 * _ONE * _ONE), out=images)
 
 
-def _strip_taps(strip, scale_x, offset, image_width, blank) -> tuple[np.ndarray, np.ndarray]:
-    """Each output column's taps on its strip: positions ``(B, W, T)`` int32 (``blank`` off the
-    strip) and integer weights ``(B, W, T)`` float32 summing to 256."""
-    widths, first_of, which = np.unique(strip, return_index=True, return_inverse=True)
-    first, weights = _taps(image_width, widths, scale_x[first_of])  # they depend only on the strip width
-    position = (first[:, :, None] + np.arange(weights.shape[2])).astype(np.int32)
-    position[(position < 0) | (position >= widths[:, None, None])] = blank
+def _strip_taps(strip, scale_x, offset, image_width) -> tuple[np.ndarray, np.ndarray]:
+    """Each output column's taps on its strip: positions ``(B, W, T)`` int32 (-1 off the strip)
+    and integer weights ``(B, W, T)`` float32 summing to 256."""
+    widths, which = np.unique(strip, return_inverse=True)
+    taps = [_width_taps(int(w), image_width) for w in widths]
+    n_taps = max(w.shape[1] for _, w in taps)
+    position = np.full((len(widths), image_width, n_taps), -1, np.int32)
+    weights = np.zeros((len(widths), image_width, n_taps), np.float32)
+    for k, (p, w) in enumerate(taps):
+        position[k, :, : p.shape[1]], weights[k, :, : w.shape[1]] = p, w
     position, weights = position[which], weights[which]
     native = np.flatnonzero(scale_x == 1.0)
     if len(native):
         at = np.arange(image_width) - offset[native, None]
-        position[native] = blank
-        position[native, :, 0] = np.where((at >= 0) & (at < strip[native, None]), at, blank)
+        position[native] = -1
+        position[native, :, 0] = np.where((at >= 0) & (at < strip[native, None]), at, -1)
         weights[native] = 0
         weights[native, :, 0] = _ONE
     return position, weights
+
+
+@functools.lru_cache(maxsize=4096)
+def _width_taps(strip_width: int, image_width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Taps resampling a strip ``strip_width`` wide to ``image_width``: positions ``(W, T)``
+    int32 (-1 off the strip) and weights ``(W, T)`` float32 (read-only, cached)."""
+    first, weights = _taps(image_width, strip_width, np.array([image_width / strip_width]))
+    position = first[0][:, None] + np.arange(weights.shape[2])
+    position[(position < 0) | (position >= strip_width)] = -1
+    return _frozen(position.astype(np.int32)), _frozen(weights[0])
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
 
 
 def _merge_layers(tables: list[np.ndarray], light: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -339,19 +360,22 @@ def _merge_layers(tables: list[np.ndarray], light: np.ndarray) -> tuple[np.ndarr
     return table, merged
 
 
-@functools.lru_cache(maxsize=1024)
-def _row_matrix(scale: float) -> np.ndarray:
-    """``(28, 29)`` float32 integer weights shrinking a 28-row column by ``scale`` about its centre.
+@functools.lru_cache(maxsize=16)
+def _row_matrices(n_steps: int) -> np.ndarray:
+    """``(n_steps, 28, 29)`` float32 integer weights: entry ``k`` shrinks a 28-row column by
+    ``2 ** (-k / 64)`` about its centre.
 
     Column 28 takes the weight of taps that fall outside the glyph (they read
     the constant background of :func:`seqgen.data.light_columns`); each row sums to 256.
     """
-    first, weights = _taps(HEIGHT, HEIGHT, np.array([scale]))
-    source = first[0][:, None] + np.arange(weights.shape[2])
+    scales = 2.0 ** (-np.arange(n_steps) / _STEPS)
+    first, weights = _taps(HEIGHT, HEIGHT, scales)
+    source = first[:, :, None] + np.arange(weights.shape[2])
     source = np.where((source >= 0) & (source < HEIGHT), source, HEIGHT)
-    matrix = np.zeros((HEIGHT, HEIGHT + 1), np.float32)
-    np.add.at(matrix, (np.broadcast_to(np.arange(HEIGHT)[:, None], source.shape), source), weights[0])
-    return matrix
+    matrices = np.zeros((n_steps, HEIGHT, HEIGHT + 1), np.float32)
+    step, row = np.meshgrid(np.arange(n_steps), np.arange(HEIGHT), indexing="ij")
+    np.add.at(matrices, (step[:, :, None], row[:, :, None], source), weights)
+    return _frozen(matrices)
 
 
 def _boxes(x, width, valid, rows, strip, scale_x, scale_y, offset, image_width) -> np.ndarray:
