@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import tempfile
+import secrets
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import numpy as np
 #: encodes these small grayscale images about 1.3x faster than Pillow's
 #: default and ~5% smaller (measured on 28x200 phone numbers).
 PNG_OPTIONS = {"compress_level": 1, "compress_type": 3}
+_RUN = secrets.token_hex(4)  # with the process and thread ids, names this writer's temporary files
 
 
 def prepare_output_dir(path: str | os.PathLike) -> Path:
@@ -41,27 +44,45 @@ def prepare_output_dir(path: str | os.PathLike) -> Path:
 def write_new_file(folder: Path, stem: str, suffix: str, payload: bytes) -> Path:
     """Write ``payload`` as ``stem + suffix``, or ``stem_1 + suffix``, ... when taken.
 
-    The bytes go to a temporary file first; the final name is claimed
-    exclusively (``O_EXCL``), so concurrent writers never overwrite each other
-    or an existing file, and a crash never leaves a half-written file under a
-    final name.
+    The bytes go to a temporary file first (its name is unique to this
+    process and thread), which is then hard-linked under
+    the first free name: a link never replaces an existing file, so
+    concurrent writers never overwrite each other or an existing file, and a
+    crash never leaves a half-written file under a final name.  Where the
+    file system has no hard links, the name is claimed with ``O_EXCL`` and
+    the temporary file moved onto it.
     """
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{threading.get_ident()}-{_RUN}{suffix}")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         for n in range(1_000_000):
-            target = folder / (f"{stem}{suffix}" if n == 0 else f"{stem}_{n}{suffix}")
+            target = os.path.join(folder, f"{stem}{suffix}" if n == 0 else f"{stem}_{n}{suffix}")
             try:
-                os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                _publish(tmp, target)
             except FileExistsError:
                 continue
-            os.replace(tmp, target)
-            return target
+            return Path(target)
         raise FileExistsError(f"output_path: no free file name for {stem}{suffix} in {folder}")
     finally:
-        if os.path.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _publish(tmp: str, target: str) -> None:
+    """Give the finished file ``tmp`` the name ``target``; FileExistsError if that name is taken."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system (FAT, some network shares)
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        os.replace(tmp, target)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

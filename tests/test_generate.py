@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from seqgen import DigitSet, generate_numbers_sequence, generate_phone_numbers
 from seqgen.generate import CHUNK_SIZE, iter_phone_numbers
+from seqgen.io import write_new_file
 from seqgen.validation import MIN_SPACING
 
 
@@ -220,8 +223,8 @@ def test_phone_numbers_are_distinct_and_well_formed(train_digits):
 
 def test_phone_numbers_are_deterministic_and_chunk_independent(train_digits):
     n = CHUNK_SIZE + 37
-    images, labels, boxes = generate_phone_numbers(n, 120, source=train_digits, seed=3, return_boxes=True)
-    again, labels2 = generate_phone_numbers(n, 120, source=train_digits, seed=3)
+    images, labels, boxes = generate_phone_numbers(n, 120, source=train_digits, seed=3, return_boxes=True, threads=2)
+    again, labels2 = generate_phone_numbers(n, 120, source=train_digits, seed=3, threads=1)
     assert labels == labels2 and images.tobytes() == again.tobytes()
     parts = list(iter_phone_numbers(n, 120, source=train_digits, seed=3))
     assert [len(p[1]) for p in parts] == [CHUNK_SIZE, 37]
@@ -265,6 +268,35 @@ def test_phone_export_writes_pngs_and_labels(train_digits, tmp_path):
     assert (out / "labels_1.csv").read_text().splitlines()[1] == f"{labels[0]}_1.png,{labels[0]}"
     assert len(list(out.glob("*.png"))) == 10
     assert not list(out.glob(".tmp-*"))
+
+
+def test_threads_write_the_same_files(train_digits, tmp_path):
+    n = 2 * CHUNK_SIZE + 5
+    for threads in (1, 2):
+        generate_phone_numbers(n, 60, source=train_digits, seed=5, threads=threads, output_path=tmp_path / str(threads))
+    one, two = (sorted((tmp_path / str(t)).iterdir()) for t in (1, 2))
+    assert len(one) == n + 1 and [p.name for p in one] == [p.name for p in two]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))  # labels.csv included
+
+
+def test_concurrent_writers_of_one_name_keep_every_file(tmp_path):
+    payloads = [bytes([k]) * 5000 for k in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda p: write_new_file(tmp_path, "0123", ".png", p), payloads))
+    assert sorted(p.name for p in paths) == ["0123.png"] + [f"0123_{k}.png" for k in range(1, 8)]
+    assert sorted(p.read_bytes() for p in paths) == payloads
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temporaries left
+
+
+def test_files_are_written_where_there_are_no_hard_links(train_digits, tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted", src)
+
+    monkeypatch.setattr("seqgen.io.os.link", no_links)
+    for _ in range(2):
+        generate_numbers_sequence("42", 60, source=train_digits, seed=0, output_path=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["42.png", "42_1.png"]
+    assert (tmp_path / "42.png").read_bytes() == (tmp_path / "42_1.png").read_bytes()
 
 
 def test_output_path_that_is_a_file_fails_before_work(train_digits, tmp_path):
@@ -313,3 +345,5 @@ def test_missing_class_in_a_custom_source():
 def test_phone_numbers_bad_count(train_digits):
     with pytest.raises(ValueError, match="num_images: expected a positive int, got 0"):
         generate_phone_numbers(0, 100, source=train_digits)
+    with pytest.raises(ValueError, match="threads: expected a positive int, got 0"):
+        generate_phone_numbers(3, 100, source=train_digits, threads=0)
