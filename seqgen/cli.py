@@ -120,9 +120,9 @@ def _init_worker(job) -> None:
     threadpool_limits(1)
 
 
-def _write_chunk(task: tuple[int, str]) -> list[str]:
-    chunk, folder = task
-    return [str(p) for p in _WORKER_JOB.write(chunk, Path(folder))]
+def _write_chunk(task: tuple[int, str, int]) -> list[str]:
+    chunk, folder, png_level = task
+    return [str(p) for p in _WORKER_JOB.write(chunk, Path(folder), png_level)]
 
 
 def _cmd_phone(args: argparse.Namespace) -> int:
@@ -154,10 +154,10 @@ def _cmd_phone(args: argparse.Namespace) -> int:
         with tqdm(total=total, unit="img", delay=1.0, disable=args.quiet, file=sys.stderr) as bar:
             if pool is None:
                 for chunk in chunks:
-                    files += [str(p) for p in job.write(chunk, folder)]
+                    files += [str(p) for p in job.write(chunk, folder, args.png_level)]
                     bar.update(len(job.chunk_range(chunk)))
             else:
-                for written in pool.imap(_write_chunk, [(c, str(folder)) for c in chunks]):
+                for written in pool.imap(_write_chunk, [(c, str(folder), args.png_level) for c in chunks]):
                     files += written
                     bar.update(len(written))
     finally:
@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-images", type=int, required=True, help="how many images")
     _generation_options(p)
     p.add_argument("--workers", type=int, default=1, help="processes writing PNGs (default 1)")
+    p.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0-9",
+                   help="zlib level of the PNGs: 0 is fastest (no compression, files ~2.5x larger), "
+                        "9 smallest (default 1)")
     p.add_argument("--shard", type=_shard, default=None, metavar="K/M",
                    help="write only the K-th of M disjoint parts of the export")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

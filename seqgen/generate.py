@@ -13,7 +13,7 @@ import numpy as np
 from . import validation as check
 from .compose import Batch, render_batch
 from .data import DigitSet, load_mnist
-from .io import prepare_output_dir, write_labels_csv, write_pngs
+from .io import PNG_LEVEL, prepare_output_dir, write_labels_csv, write_pngs
 
 #: Phone batches are rendered in chunks of this many images, each from its own
 #: seed derived from the batch seed, so any chunk can be rendered alone (by a
@@ -202,10 +202,10 @@ class PhoneJob:
         rng = np.random.default_rng([self.entropy, 1, chunk])
         return self.options.render(self.codes[rows.start : rows.stop], self.source, rng, self.augment, out)
 
-    def write(self, chunk: int, folder: Path) -> list[Path]:
-        """Render chunk ``chunk`` and write its PNGs into ``folder``."""
+    def write(self, chunk: int, folder: Path, png_level: int = PNG_LEVEL) -> list[Path]:
+        """Render chunk ``chunk`` and write its PNGs (zlib level ``png_level``) into ``folder``."""
         rows = self.chunk_range(chunk)
-        return write_pngs(self.render(chunk).images, self.labels[rows.start : rows.stop], folder)
+        return write_pngs(self.render(chunk).images, self.labels[rows.start : rows.stop], folder, png_level)
 
 
 def iter_phone_numbers(num_images: int, image_width: int, spacing_range=(2, 10), *, fit="shrink",

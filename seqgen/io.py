@@ -7,15 +7,17 @@ import io
 import os
 import secrets
 import threading
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-#: zlib settings for PNGs: level 1 with the run-length strategy (zlib.Z_RLE)
-#: encodes these small grayscale images about 1.3x faster than Pillow's
-#: default and ~5% smaller (measured on 28x200 phone numbers).
-PNG_OPTIONS = {"compress_level": 1, "compress_type": 3}
+#: Default zlib level of the PNGs: 1, with the run-length strategy (zlib.Z_RLE),
+#: encodes these small grayscale images about 1.3x faster than Pillow's default
+#: level and ~5% smaller (measured on 28x200 phone numbers).  Level 0 (stored,
+#: no compression) is about 2x faster again, for files 2.5x larger.
+PNG_LEVEL = 1
 _RUN = secrets.token_hex(4)  # with the process and thread ids, names this writer's temporary files
 
 
@@ -90,24 +92,24 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(image, np.float32) * 255.0).astype(np.uint8)
 
 
-def encode_png(pixels: np.ndarray) -> bytes:
-    """PNG bytes (8-bit grayscale, Pillow) of a ``uint8`` image, or of a float image in [0, 1]."""
+def encode_png(pixels: np.ndarray, level: int = PNG_LEVEL) -> bytes:
+    """PNG bytes (8-bit grayscale, Pillow, zlib ``level``) of a ``uint8`` image, or of a float image in [0, 1]."""
     from PIL import Image
 
     if pixels.dtype != np.uint8:
         pixels = to_uint8(pixels)
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", **PNG_OPTIONS)
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=level, compress_type=zlib.Z_RLE)
     return buffer.getvalue()
 
 
-def write_pngs(images: np.ndarray, stems: Iterable[str], folder: Path) -> list[Path]:
+def write_pngs(images: np.ndarray, stems: Iterable[str], folder: Path, level: int = PNG_LEVEL) -> list[Path]:
     """Write each float image as ``<stem>.png`` in ``folder`` (never overwriting); return the paths."""
     pixels = to_uint8(images)  # the whole batch at once
-    return [write_new_file(folder, stem, ".png", encode_png(p)) for p, stem in zip(pixels, stems)]
+    return [write_new_file(folder, stem, ".png", encode_png(p, level)) for p, stem in zip(pixels, stems)]
 
 
 def write_labels_csv(folder: Path, files: Iterable[Path], labels: Iterable[str], name: str = "labels") -> Path:
     """Write a ``file,label`` manifest (``labels.csv``, or ``labels_1.csv``, ... when taken)."""
-    lines = ["file,label"] + [f"{Path(f).name},{label}" for f, label in zip(files, labels)]
+    lines = ["file,label"] + [f"{os.path.basename(f)},{label}" for f, label in zip(files, labels)]
     return write_new_file(folder, name, ".csv", ("\n".join(lines) + "\n").encode())

@@ -75,18 +75,19 @@ def png_export(repeats: int) -> None:
     roots = {"disk": tempfile.gettempdir()}
     if os.path.isdir("/dev/shm"):
         roots = {"RAM disk": "/dev/shm", **roots}
-    for where, root in roots.items():
-        for workers in (1, 2):
-            def export():
-                with tempfile.TemporaryDirectory(dir=root) as folder, contextlib.redirect_stdout(io.StringIO()):
-                    start = time.perf_counter()
-                    main(["phone", "--num-images", str(n), "--image-width", str(WIDTH), "--seed", "0",
-                          "--source", "sample", "--workers", str(workers), "--quiet", "--output-dir", folder])
-                    return time.perf_counter() - start  # without deleting the folder
+    runs = [(where, root, workers, level) for where, root in roots.items() for workers in (1, 2) for level in (1, 0)]
+    for where, root, workers, level in runs:
+        def export():
+            with tempfile.TemporaryDirectory(dir=root) as folder, contextlib.redirect_stdout(io.StringIO()):
+                start = time.perf_counter()
+                main(["phone", "--num-images", str(n), "--image-width", str(WIDTH), "--seed", "0",
+                      "--source", "sample", "--workers", str(workers), "--png-level", str(level), "--quiet",
+                      "--output-dir", folder])
+                return time.perf_counter() - start  # without deleting the folder
 
-            export()
-            rate = n / min(export() for _ in range(repeats))
-            print(f"PNG export to {where}, {workers} worker(s): {rate:,.0f} images/s")
+        export()
+        rate = n / min(export() for _ in range(repeats))
+        print(f"PNG export to {where}, {workers} worker(s), --png-level {level}: {rate:,.0f} images/s")
 
 
 _PEAK_SCRIPT = """
