@@ -308,13 +308,10 @@ def _strip_taps(strip, scale_x, offset, image_width) -> tuple[np.ndarray, np.nda
     """Each output column's taps on its strip: positions ``(B, W, T)`` int32 (-1 off the strip)
     and integer weights ``(B, W, T)`` float32 summing to 256."""
     widths, which = np.unique(strip, return_inverse=True)
-    taps = [_width_taps(int(w), image_width) for w in widths]
-    n_taps = max(w.shape[1] for _, w in taps)
-    position = np.full((len(widths), image_width, n_taps), -1, np.int32)
-    weights = np.zeros((len(widths), image_width, n_taps), np.float32)
-    for k, (p, w) in enumerate(taps):
-        position[k, :, : p.shape[1]], weights[k, :, : w.shape[1]] = p, w
-    position, weights = position[which], weights[which]
+    n_taps = max(_width_taps(int(w), image_width)[1].shape[1] for w in widths)
+    taps = [_width_taps(int(w), image_width, n_taps) for w in widths]
+    position = np.stack([p for p, _ in taps])[which]
+    weights = np.stack([w for _, w in taps])[which]
     native = np.flatnonzero(scale_x == 1.0)
     if len(native):
         at = np.arange(image_width) - offset[native, None]
@@ -326,13 +323,15 @@ def _strip_taps(strip, scale_x, offset, image_width) -> tuple[np.ndarray, np.nda
 
 
 @functools.lru_cache(maxsize=4096)
-def _width_taps(strip_width: int, image_width: int) -> tuple[np.ndarray, np.ndarray]:
+def _width_taps(strip_width: int, image_width: int, n_taps: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Taps resampling a strip ``strip_width`` wide to ``image_width``: positions ``(W, T)``
-    int32 (-1 off the strip) and weights ``(W, T)`` float32 (read-only, cached)."""
+    int32 (-1 off the strip) and weights ``(W, T)`` float32, padded to ``n_taps`` taps
+    (read-only, cached)."""
     first, weights = _taps(image_width, strip_width, np.array([image_width / strip_width]))
-    position = first[0][:, None] + np.arange(weights.shape[2])
+    weights = np.pad(weights[0], ((0, 0), (0, max(0, n_taps - weights.shape[2]))))
+    position = first[0][:, None] + np.arange(weights.shape[1])
     position[(position < 0) | (position >= strip_width)] = -1
-    return _frozen(position.astype(np.int32)), _frozen(weights[0])
+    return _frozen(position.astype(np.int32)), _frozen(weights)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -384,14 +383,15 @@ def _boxes(x, width, valid, rows, strip, scale_x, scale_y, offset, image_width) 
     A resampled glyph's ink spreads by less than one output pixel beyond its
     mapped extent (the filter's reach), so those boxes grow by one pixel.
     """
-    sx, sy = scale_x[:, None], scale_y[:, None]
+    sx, sy = scale_x[:, None, None], scale_y[:, None, None]
     native = (sx == 1.0) & (sy == 1.0)
-    cx_in, cx_out = strip[:, None] / 2, image_width / 2
-    x0 = np.where(native, x + offset[:, None], np.floor((x - cx_in) * sx + cx_out) - 1)
-    x1 = np.where(native, x + width + offset[:, None], np.ceil((x + width - cx_in) * sx + cx_out) + 1)
-    y0 = np.where(native, rows[..., 0], np.floor((rows[..., 0] - HEIGHT / 2) * sy + HEIGHT / 2) - 1)
-    y1 = np.where(native, rows[..., 1], np.ceil((rows[..., 1] - HEIGHT / 2) * sy + HEIGHT / 2) + 1)
-    boxes = np.stack([np.clip(x0, 0, image_width), np.clip(y0, 0, HEIGHT),
-                      np.clip(x1, 0, image_width), np.clip(y1, 0, HEIGHT)], axis=-1).astype(np.int16)
+    pad = np.where(native, 0.0, 1.0)
+    centre = np.where(native, 0.0, strip[:, None, None] / 2)  # the strip's centre goes to the image's
+    target = np.where(native, offset[:, None, None], image_width / 2)
+    cols = (np.stack([x, x + width], axis=-1) - centre) * sx + target  # (B, L, 2) in output columns
+    rows = (rows - HEIGHT / 2) * sy + HEIGHT / 2
+    boxes = np.stack([np.floor(cols[..., 0]), np.floor(rows[..., 0]), np.ceil(cols[..., 1]), np.ceil(rows[..., 1])],
+                     axis=-1) + pad * np.array([-1, -1, 1, 1])
+    boxes = np.clip(boxes, 0, [image_width, HEIGHT, image_width, HEIGHT]).astype(np.int16)
     boxes[~valid] = -1
     return boxes
