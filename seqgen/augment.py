@@ -20,7 +20,11 @@ Labels never change; boxes are measured after the glyph transforms.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+from .data import ink_bounds
 
 _GLYPH = 28
 _GLYPH_BATCH = 512  # glyphs resampled per scipy call: keeps the coordinate arrays in cache
@@ -145,11 +149,20 @@ class Elastic(GeometricAugmenter):
         self.alpha, self.sigma = alpha, sigma
 
     def displacements(self, m, rng):
-        from scipy.ndimage import gaussian_filter
-
-        field = rng.uniform(-1, 1, (m, 2, _GLYPH, _GLYPH)).astype(np.float32)
-        field = gaussian_filter(field, sigma=(0, 0, self.sigma, self.sigma), mode="constant", truncate=2.5)
+        noise = rng.uniform(-1, 1, (m, 2, _GLYPH, _GLYPH)).astype(np.float32)
+        smooth = _smoothing_matrix(float(self.sigma))
+        # the Gaussian filter along rows then columns, as two matrix products
+        field = smooth @ (noise.reshape(-1, _GLYPH) @ smooth.T).reshape(noise.shape)
         return field * np.float32(self.alpha * self.strength)
+
+
+@functools.lru_cache(maxsize=16)
+def _smoothing_matrix(sigma: float) -> np.ndarray:
+    """``(28, 28)`` float32 matrix of ``scipy.ndimage.gaussian_filter1d`` (zero outside, truncated
+    at 2.5 sigma) on a 28-pixel line: ``K @ x`` filters ``x``."""
+    from scipy.ndimage import gaussian_filter1d
+
+    return gaussian_filter1d(np.eye(_GLYPH), sigma, axis=0, mode="constant", truncate=2.5).astype(np.float32)
 
 
 class StrokeWidth(Augmenter):
@@ -198,30 +211,37 @@ def _warp_glyphs(glyphs: np.ndarray, forward: np.ndarray, shift: np.ndarray, fie
     One ``scipy.ndimage.map_coordinates`` call (bilinear) for the whole stack:
     the glyphs are laid out as one tall 2-D image with a blank border around
     each, and coordinates that leave a glyph are clamped onto that border.
+    ``field`` (the displacements ``d``, ``(m, 2, 28, 28)``) may be None, and
+    is only applied to the glyphs where it is not all zero.
     """
     from scipy.ndimage import map_coordinates
 
     m = len(glyphs)
     centre = (_GLYPH - 1) / 2
-    rows, cols = np.mgrid[0:_GLYPH, 0:_GLYPH].astype(np.float64) - centre
-    dy = rows[None] - shift[:, 0, None, None]  # output offsets from the centre, less the shift
-    dx = cols[None] - shift[:, 1, None, None]
-    if field is not None:
-        dy += field[:, 0]
-        dx += field[:, 1]
-    inverse = np.linalg.inv(forward)[:, :, :, None, None]
-    coords = np.empty((2, m, _GLYPH, _GLYPH))  # (row, col) in the stacked, padded glyphs
+    inverse = np.linalg.inv(forward)
+    # source (in the bordered glyph) = inverse @ (q - c - t) + c + 1: linear in the pixel's row and column
+    constant = (centre + 1) - np.einsum("mij,mj->mi", inverse, shift + centre)
+    inverse, constant = inverse.astype(np.float32), constant.astype(np.float32)
+    grid = np.arange(_GLYPH, dtype=np.float32)
+    coords = np.empty((2, m, _GLYPH, _GLYPH), np.float32)  # (row, col) in the stacked, bordered glyphs
     for axis in (0, 1):
-        np.multiply(inverse[:, axis, 0], dy, out=coords[axis])
-        coords[axis] += inverse[:, axis, 1] * dx
-        coords[axis] += centre
-    np.clip(coords, -1, _GLYPH, out=coords)
-    coords += 1
-    coords[0] += (np.arange(m) * (_GLYPH + 2))[:, None, None]
+        by_row = inverse[:, axis, 0, None, None] * grid[:, None] + constant[:, axis, None, None]
+        np.add(by_row, inverse[:, axis, 1, None, None] * grid, out=coords[axis])
+    if field is not None:
+        bent = np.flatnonzero(field.any(axis=(1, 2, 3)))
+        coords[:, bent] += np.einsum("mij,mjyx->imyx", inverse[bent], field[bent])
+    np.clip(coords, 0, _GLYPH + 1, out=coords)
+    # Only pixels that sample next to the source ink can be nonzero: [first, last + 1) in bordered
+    # coordinates, per axis (bilinear reads floor(c) and floor(c) + 1).  The rest stay 0.
+    rows, cols = ink_bounds(glyphs.max(axis=2))[:, :, None, None], ink_bounds(glyphs.max(axis=1))[:, :, None, None]
+    inked = (coords[0] >= rows[:, 0]) & (coords[0] < rows[:, 1] + 1) & (coords[1] >= cols[:, 0]) & (coords[1] < cols[:, 1] + 1)
+    coords[0] += (np.arange(m, dtype=np.float32) * (_GLYPH + 2))[:, None, None]
     padded = np.zeros((m, _GLYPH + 2, _GLYPH + 2), np.uint8)
     padded[:, 1:-1, 1:-1] = glyphs
-    out = map_coordinates(padded.reshape(-1, _GLYPH + 2), coords, order=1, output=np.float32, prefilter=False)
-    return np.rint(out).astype(np.uint8)
+    out = np.zeros((m, _GLYPH, _GLYPH), np.uint8)
+    sampled = map_coordinates(padded.reshape(-1, _GLYPH + 2), coords[:, inked], order=1, output=np.float32, prefilter=False)
+    out[inked] = np.rint(sampled)
+    return out
 
 
 # --------------------------------------------------------------------------- image level

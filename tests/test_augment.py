@@ -74,6 +74,34 @@ def test_boxes_follow_the_glyph_transforms(train_digits):
         assert (img[~inside] == 1.0).all()
 
 
+def test_glyph_warp_matches_scipy_affine_transform(train_digits):
+    """The stacked, masked resampling equals one bilinear affine_transform per glyph (zero outside)."""
+    from scipy.ndimage import affine_transform
+
+    from seqgen.augment import _warp_glyphs
+
+    rng = np.random.default_rng(1)
+    glyphs = train_digits.images[rng.integers(0, len(train_digits), 64)]
+    forward, shift = Affine(rotation=20, shear=0.3, scale=0.2, translate=3, baseline=3).matrices(64, rng)
+    warped = _warp_glyphs(glyphs, forward, shift, None)
+    centre = np.full(2, 13.5)
+    for glyph, a, t, out in zip(glyphs, forward, shift, warped):
+        inverse = np.linalg.inv(a)
+        expected = affine_transform(glyph.astype(np.float64), inverse, offset=centre - inverse @ (centre + t),
+                                    order=1, mode="grid-constant", cval=0.0, prefilter=False)
+        assert np.abs(out.astype(int) - np.rint(expected)).max() <= 1  # float32 coordinates
+    assert (warped != glyphs).any()
+
+
+def test_elastic_field_is_gaussian_filtered_noise():
+    from scipy.ndimage import gaussian_filter
+
+    field = Elastic(alpha=1.0, sigma=3.0).displacements(6, np.random.default_rng(2))
+    noise = np.random.default_rng(2).uniform(-1, 1, (6, 2, 28, 28)).astype(np.float32)
+    expected = gaussian_filter(noise, sigma=(0, 0, 3.0, 3.0), mode="constant", truncate=2.5)
+    np.testing.assert_allclose(field, expected, atol=1e-6)
+
+
 def test_stroke_width_thickens_and_thins(train_digits):
     plain = generate_numbers_sequence("8888", 200, source=train_digits, seed=1)
     thick = generate_numbers_sequence("8888", 200, source=train_digits, seed=1, augment=StrokeWidth(p=1.0, thin=0.0))
