@@ -274,7 +274,7 @@ def generate_phone_numbers(
     images = np.empty((len(job), 28, job.options.image_width), np.float32)
     boxes = np.empty((len(job), job.codes.shape[1], 4), np.int16)
 
-    def render(chunk: int) -> list[Path]:
+    def render_chunk(chunk: int) -> list[Path]:
         rows = job.chunk_range(chunk)
         batch = job.render(chunk, out=images[rows.start : rows.stop])
         boxes[rows.start : rows.stop] = batch.boxes
@@ -291,9 +291,9 @@ def generate_phone_numbers(
             from threadpoolctl import threadpool_limits
 
             stack.enter_context(threadpool_limits(1))
-            done = stack.enter_context(ThreadPoolExecutor(n_threads)).map(render, range(job.n_chunks))
+            done = stack.enter_context(ThreadPoolExecutor(n_threads)).map(render_chunk, range(job.n_chunks))
         else:
-            done = map(render, range(job.n_chunks))
+            done = map(render_chunk, range(job.n_chunks))
         for written in tqdm(done, total=job.n_chunks, disable=not progress, delay=1.0, unit="chunk"):
             files += written
     if folder is not None:

@@ -55,8 +55,8 @@ def write_new_file(folder: Path, stem: str, suffix: str, payload: bytes) -> Path
     the temporary file moved onto it.
     """
     tmp = os.path.join(folder, f".tmp-{os.getpid()}-{threading.get_ident()}-{_RUN}{suffix}")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     try:
-        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
         try:
             view = memoryview(payload)
             while view:
