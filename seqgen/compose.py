@@ -28,8 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import DigitSet, ink_bounds, light_columns
+from .parallel import in_parts
 
 HEIGHT = 28
+#: Fewest images a thread draws (see :func:`render_batch`'s ``threads``).
+MIN_PART = 64
 _ONE = 256  # fixed-point unit of the resampling weights
 _STEPS = 64  # vertical scales per octave
 
@@ -62,6 +65,7 @@ def render_batch(
     rng: np.random.Generator,
     augment=None,
     out: np.ndarray | None = None,
+    threads: int = 1,
 ) -> Batch:
     """Render a batch of digit sequences (arguments already validated).
 
@@ -89,6 +93,9 @@ def render_batch(
         Glyph- and image-level augmentation.
     out : ndarray, shape (B, 28, W), float32, optional
         Where to write the images (saves a copy when filling a larger array).
+    threads : int
+        Threads drawing the images once the layout is drawn (parts of at
+        least :data:`MIN_PART` images); the result does not depend on it.
     """
     valid = codes >= 0
     n_seq, length = codes.shape
@@ -155,11 +162,18 @@ def render_batch(
     tables = _column_tables(x, width, valid, first_column, int(strip.max()), blank * HEIGHT,
                             overlapping=lo < 0)
     images = np.empty((n_seq, HEIGHT, image_width), np.float32) if out is None else out
-    if native.all():
-        _render_native(tables, columns, strip, offset, image_width, out=images)
-    else:  # strips that fit go through the resampler too, with exact one-to-one taps
-        light = source.light_columns if augment is None else light_columns(columns)
-        _render_scaled(tables, light, strip, scale_x, scale_y, offset, image_width, out=images)
+    # strips that fit go through the resampler too when some do not (exact one-to-one taps)
+    light = None if native.all() else source.light_columns if augment is None else light_columns(columns)
+
+    def draw(part: slice) -> None:
+        part_tables = [table[part] for table in tables]
+        if light is None:
+            _render_native(part_tables, columns, strip[part], offset[part], image_width, out=images[part])
+        else:
+            _render_scaled(part_tables, light, strip[part], scale_x[part], scale_y[part], offset[part],
+                           image_width, out=images[part])
+
+    in_parts(draw, n_seq, threads, MIN_PART)
     if augment is not None:
         augment.augment_images(images, augment_rng)
 

@@ -10,6 +10,7 @@ import numpy as np
 from . import validation as check
 from .data import SPLITS, DigitSet
 from .generate import PHONE_DIGITS, Options, check_source, resolve_augment, resolve_source
+from .parallel import default_threads
 
 #: Class index of the CTC blank, also used to pad encoded labels; digits are 0..9.
 BLANK = 10
@@ -103,12 +104,16 @@ class DataGenerator:
         Return ``x`` as ``(B, 28, W, 1)`` instead of ``(B, 28, W)``.
     fit, align : str
         Fitting policy, as in :func:`seqgen.generate_numbers_sequence`.
+    threads : int or None
+        Threads drawing each batch (parts of at least 16 images).  None: one
+        per core, but 1 inside a PyTorch ``DataLoader`` worker; set 1 when
+        other processes share the cores.  The batches do not depend on it.
     """
 
     def __init__(self, batch_size: int = 32, image_width: int = 200, spacing_range=(2, 10),
                  length="phone", augment=None, seed: int | None = 0, split: str = "train", source=None,
                  batches_per_epoch: int = 1000, channels_last: bool = False, fit: str = "shrink",
-                 align: str = "center"):
+                 align: str = "center", threads: int | None = None):
         self.batch_size = check.positive_int(batch_size, "batch_size")
         self.options = Options.check(image_width, spacing_range, fit, align)
         self.length = _length_spec(length)
@@ -123,6 +128,7 @@ class DataGenerator:
         self._source = check_source(source)
         self.batches_per_epoch = check.positive_int(batches_per_epoch, "batches_per_epoch")
         self.channels_last = bool(channels_last)
+        self.threads = None if threads is None else check.positive_int(threads, "threads")
         self.epoch = 0
 
     @property
@@ -145,7 +151,8 @@ class DataGenerator:
             raise IndexError(f"index: expected 0 <= index < {len(self)}, got {index}")
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         codes = self._draw_codes(rng)
-        batch = self.options.render(codes, self.source, rng, self.augment)
+        threads = default_threads() if self.threads is None else self.threads
+        batch = self.options.render(codes, self.source, rng, self.augment, threads=threads)
         x = batch.images[..., None] if self.channels_last else batch.images
         return x, self._labels(codes)
 

@@ -14,6 +14,7 @@ from . import validation as check
 from .compose import Batch, render_batch
 from .data import DigitSet, load_mnist
 from .io import PNG_LEVEL, prepare_output_dir, write_labels_csv, write_pngs
+from .parallel import default_threads
 
 #: Phone batches are rendered in chunks of this many images, each from its own
 #: seed derived from the batch seed, so any chunk can be rendered alone (by a
@@ -69,9 +70,9 @@ class Options:
             check.choice(align, "align", check.ALIGNS),
         )
 
-    def render(self, codes: np.ndarray, source: DigitSet, rng, augment=None, out=None) -> Batch:
+    def render(self, codes: np.ndarray, source: DigitSet, rng, augment=None, out=None, threads: int = 1) -> Batch:
         return render_batch(codes, source, self.image_width, self.spacing_range, fit=self.fit,
-                            align=self.align, rng=rng, augment=augment, out=out)
+                            align=self.align, rng=rng, augment=augment, out=out, threads=threads)
 
 
 def generate_numbers_sequence(
@@ -196,11 +197,12 @@ class PhoneJob:
         start = chunk * self.chunk_size
         return range(start, min(start + self.chunk_size, len(self)))
 
-    def render(self, chunk: int, out: np.ndarray | None = None) -> Batch:
+    def render(self, chunk: int, out: np.ndarray | None = None, threads: int = 1) -> Batch:
         """Render chunk number ``chunk`` (its images are ``chunk_range(chunk)``), into ``out`` if given."""
         rows = self.chunk_range(chunk)
         rng = np.random.default_rng([self.entropy, 1, chunk])
-        return self.options.render(self.codes[rows.start : rows.stop], self.source, rng, self.augment, out)
+        return self.options.render(self.codes[rows.start : rows.stop], self.source, rng, self.augment, out,
+                                   threads)
 
     def write(self, chunk: int, folder: Path, png_level: int = PNG_LEVEL) -> list[Path]:
         """Render chunk ``chunk`` and write its PNGs (zlib level ``png_level``) into ``folder``."""
@@ -255,8 +257,9 @@ def generate_phone_numbers(
     progress : bool
         Show a progress bar (after one second) on long runs.
     threads : int, optional
-        Chunks of :data:`CHUNK_SIZE` images rendered (and written) at once, in
-        threads; default: one per CPU core.  The output does not depend on it.
+        Threads rendering (and writing) chunks of :data:`CHUNK_SIZE` images at
+        once, or parts of the only chunk; default: one per CPU core.  The
+        output does not depend on it.
 
     Returns
     -------
@@ -268,30 +271,31 @@ def generate_phone_numbers(
     """
     options = Options.check(image_width, spacing_range, fit, align)
     check.positive_int(num_images, "num_images")
-    n_threads = available_cores() if threads is None else check.positive_int(threads, "threads")
+    n_threads = default_threads() if threads is None else check.positive_int(threads, "threads")
     folder = prepare_output_dir(output_path) if output_path is not None else None
     job = PhoneJob.plan(num_images, options, source=source, augment=augment, seed=seed)
     images = np.empty((len(job), 28, job.options.image_width), np.float32)
     boxes = np.empty((len(job), job.codes.shape[1], 4), np.int16)
 
+    chunk_threads = min(n_threads, job.n_chunks)  # threads over chunks, else within the one chunk
+
     def render_chunk(chunk: int) -> list[Path]:
         rows = job.chunk_range(chunk)
-        batch = job.render(chunk, out=images[rows.start : rows.stop])
+        batch = job.render(chunk, out=images[rows.start : rows.stop], threads=n_threads if chunk_threads == 1 else 1)
         boxes[rows.start : rows.stop] = batch.boxes
         return [] if folder is None else write_pngs(batch.images, job.labels[rows.start : rows.stop], folder)
 
     from tqdm.auto import tqdm
 
-    n_threads = min(n_threads, job.n_chunks)
     files = []
     with contextlib.ExitStack() as stack:
-        if n_threads > 1:  # numpy, scipy and Pillow release the GIL; one BLAS thread each
+        if chunk_threads > 1:  # numpy, scipy and Pillow release the GIL; one BLAS thread each
             from concurrent.futures import ThreadPoolExecutor
 
             from threadpoolctl import threadpool_limits
 
             stack.enter_context(threadpool_limits(1))
-            done = stack.enter_context(ThreadPoolExecutor(n_threads)).map(render_chunk, range(job.n_chunks))
+            done = stack.enter_context(ThreadPoolExecutor(chunk_threads)).map(render_chunk, range(job.n_chunks))
         else:
             done = map(render_chunk, range(job.n_chunks))
         for written in tqdm(done, total=job.n_chunks, disable=not progress, delay=1.0, unit="chunk"):
@@ -300,10 +304,3 @@ def generate_phone_numbers(
         write_labels_csv(folder, files, job.labels)
     return (images, job.labels, boxes) if return_boxes else (images, job.labels)
 
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1

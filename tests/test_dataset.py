@@ -67,6 +67,39 @@ def test_four_threads_give_the_serial_bytes(gen):
     assert threaded == serial
 
 
+@pytest.mark.parametrize("augment", [None, "light"])
+def test_threads_within_a_batch_give_the_same_bytes(train_digits, augment):
+    batches = [DataGenerator(batch_size=200, image_width=150, spacing_range=(-3, 6), augment=augment,
+                             source=train_digits, seed=4, threads=t)[1] for t in (1, 2, 3)]
+    assert batch_bytes(batches[0]) == batch_bytes(batches[1]) == batch_bytes(batches[2])
+
+
+def test_one_thread_inside_a_dataloader_worker(monkeypatch):
+    from types import SimpleNamespace
+
+    from seqgen.parallel import available_cores, default_threads
+
+    monkeypatch.setitem(sys.modules, "torch.utils.data", SimpleNamespace(get_worker_info=lambda: None))
+    assert default_threads() == available_cores()
+    monkeypatch.setitem(sys.modules, "torch.utils.data", SimpleNamespace(get_worker_info=lambda: object()))
+    assert default_threads() == 1
+
+
+def _draw_in_parts(n):
+    from seqgen.parallel import in_parts
+
+    out = np.zeros(n)
+    in_parts(lambda part: out.__setitem__(part, part.start), n, threads=2, min_part=4)
+    return out.tolist()
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_a_forked_child_gets_its_own_thread_pool():
+    parent = _draw_in_parts(16)  # the parent's pool exists now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_draw_in_parts, (16,)).get(timeout=60) == parent == [0.0] * 8 + [8.0] * 8
+
+
 def _fetch(args):
     gen, index = args
     return batch_bytes(gen[index])
@@ -111,6 +144,7 @@ def test_label_encoding_round_trip():
         (dict(split="val"), "split: expected one of 'train', 'test'"),
         (dict(batches_per_epoch=0), "batches_per_epoch: expected a positive int"),
         (dict(spacing_range=(3, 1)), "spacing_range: lo must not exceed hi"),
+        (dict(threads=0), "threads: expected a positive int"),
     ],
 )
 def test_bad_arguments(kwargs, pattern):

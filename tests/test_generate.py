@@ -270,6 +270,12 @@ def test_phone_export_writes_pngs_and_labels(train_digits, tmp_path):
     assert not list(out.glob(".tmp-*"))
 
 
+def test_threads_within_one_chunk_give_the_same_bytes(train_digits):
+    one, labels = generate_phone_numbers(300, 150, (-4, 8), source=train_digits, seed=6, threads=1)
+    two, labels2 = generate_phone_numbers(300, 150, (-4, 8), source=train_digits, seed=6, threads=2)
+    assert labels == labels2 and one.tobytes() == two.tobytes()
+
+
 def test_threads_write_the_same_files(train_digits, tmp_path):
     n = 2 * CHUNK_SIZE + 5
     for threads in (1, 2):

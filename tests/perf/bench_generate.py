@@ -33,7 +33,7 @@ def _timed(fn) -> float:
 
 def in_memory(source, repeats: int) -> None:
     from seqgen import generate_phone_numbers
-    from seqgen.generate import available_cores
+    from seqgen.parallel import available_cores
 
     cores = available_cores()
     for label, kwargs in [("shrink (default)", {}), ("stretch", {"fit": "stretch"}),
@@ -47,7 +47,7 @@ def in_memory(source, repeats: int) -> None:
 
 def augmented(source, repeats: int) -> None:
     from seqgen import generate_phone_numbers
-    from seqgen.generate import available_cores
+    from seqgen.parallel import available_cores
 
     for preset in ("light", "default", "heavy"):
         for threads in (1, available_cores()):

@@ -1,0 +1,62 @@
+"""Threads for the array work: numpy, scipy and Pillow release the GIL while they compute."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """One thread per core, or 1 inside a PyTorch ``DataLoader`` worker (the workers share the cores)."""
+    torch_data = sys.modules.get("torch.utils.data")  # only if the caller imported torch
+    if torch_data is not None and torch_data.get_worker_info() is not None:
+        return 1
+    return available_cores()
+
+
+def in_parts(work: Callable[[slice], None], n: int, threads: int, min_part: int) -> None:
+    """Call ``work`` on contiguous slices covering ``range(n)``, at most ``threads`` at once.
+
+    The slices are at least ``min_part`` long (one slice when ``n`` is small
+    or ``threads`` is 1), so the split, and so the result, never depends on
+    timing; ``work`` must only write its own slice.
+    """
+    n_parts = max(1, min(threads, n // min_part))
+    if n_parts == 1:
+        work(slice(0, n))
+        return
+    bounds = [n * k // n_parts for k in range(n_parts + 1)]
+    for done in _shared_pool().map(work, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]):
+        pass  # re-raises the first error
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(available_cores(), thread_name_prefix="seqgen")
+        return _pool
+
+
+def _forget_pool() -> None:
+    """A forked child has none of the parent's threads: it starts its own pool when needed."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
