@@ -58,13 +58,15 @@ def augmented(source, repeats: int) -> None:
 
 def data_generator(source, repeats: int) -> None:
     from seqgen import DataGenerator
+    from seqgen.parallel import available_cores
 
     for batch_size in (32, 256):
-        gen = DataGenerator(batch_size=batch_size, image_width=WIDTH, spacing_range=SPACING, source=source,
-                            batches_per_epoch=N_IMAGES // batch_size + 1)
-        n = (N_IMAGES // batch_size) * batch_size
-        rate = best_rate(lambda: [gen[i] for i in range(N_IMAGES // batch_size)], n, repeats)
-        print(f"DataGenerator gen[i], batch {batch_size}: {rate:,.0f} samples/s")
+        for threads in (1, available_cores()):
+            gen = DataGenerator(batch_size=batch_size, image_width=WIDTH, spacing_range=SPACING, source=source,
+                                batches_per_epoch=N_IMAGES // batch_size + 1, threads=threads)
+            n = (N_IMAGES // batch_size) * batch_size
+            rate = best_rate(lambda: [gen[i] for i in range(N_IMAGES // batch_size)], n, repeats)
+            print(f"DataGenerator gen[i], batch {batch_size}, {threads} thread(s): {rate:,.0f} samples/s")
 
 
 def png_export(repeats: int) -> None:
