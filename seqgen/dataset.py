@@ -105,9 +105,10 @@ class DataGenerator:
     fit, align : str
         Fitting policy, as in :func:`seqgen.generate_numbers_sequence`.
     threads : int or None
-        Threads drawing each batch (parts of at least 16 images).  None: one
-        per core, but 1 inside a PyTorch ``DataLoader`` worker; set 1 when
-        other processes share the cores.  The batches do not depend on it.
+        Threads drawing each batch, in parts of at least 64 images (so only
+        batches of 128 or more are split).  None: one per core, but 1 inside
+        a PyTorch ``DataLoader`` worker; set 1 when other processes share the
+        cores.  The batches do not depend on it.
     """
 
     def __init__(self, batch_size: int = 32, image_width: int = 200, spacing_range=(2, 10),
