@@ -162,8 +162,10 @@ def render_batch(
     tables = _column_tables(x, width, valid, first_column, int(strip.max()), blank * HEIGHT,
                             overlapping=lo < 0)
     images = np.empty((n_seq, HEIGHT, image_width), np.float32) if out is None else out
-    # strips that fit go through the resampler too when some do not (exact one-to-one taps)
-    light = None if native.all() else source.light_columns if augment is None else light_columns(columns)
+    if native.all():
+        light = None
+    else:  # strips that fit go through the resampler too, with exact one-to-one taps
+        light = source.light_columns if augment is None else light_columns(columns)
 
     def draw(part: slice) -> None:
         part_tables = [table[part] for table in tables]

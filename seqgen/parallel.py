@@ -40,8 +40,7 @@ def in_parts(work: Callable[[slice], None], n: int, threads: int, min_part: int)
         work(slice(0, n))
         return
     bounds = [n * k // n_parts for k in range(n_parts + 1)]
-    for done in _shared_pool().map(work, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]):
-        pass  # re-raises the first error
+    list(_shared_pool().map(work, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))  # waits; re-raises
 
 
 def _shared_pool() -> ThreadPoolExecutor:
