@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DigitSet, ink_bounds, light_columns
+from .data import DigitSet, ink_bounds, light_columns, read_only
 from .parallel import in_parts
 
 HEIGHT = 28
@@ -347,12 +347,7 @@ def _width_taps(strip_width: int, image_width: int, n_taps: int = 0) -> tuple[np
     weights = np.pad(weights[0], ((0, 0), (0, max(0, n_taps - weights.shape[2]))))
     position = first[0][:, None] + np.arange(weights.shape[1])
     position[(position < 0) | (position >= strip_width)] = -1
-    return _frozen(position.astype(np.int32)), _frozen(weights)
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array
+    return read_only(position.astype(np.int32)), read_only(weights)
 
 
 def _merge_layers(tables: list[np.ndarray], light: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -390,7 +385,7 @@ def _row_matrices(n_steps: int) -> np.ndarray:
     matrices = np.zeros((n_steps, HEIGHT, HEIGHT + 1), np.float32)
     step, row = np.meshgrid(np.arange(n_steps), np.arange(HEIGHT), indexing="ij")
     np.add.at(matrices, (step[:, :, None], row[:, :, None], source), weights)
-    return _frozen(matrices)
+    return read_only(matrices)
 
 
 def _boxes(x, width, valid, rows, strip, scale_x, scale_y, offset, image_width) -> np.ndarray:

@@ -107,8 +107,8 @@ class DigitSet:
             raise ValueError("labels: expected integers 0..9")
         if split is not None and split not in SPLITS:
             raise ValueError(f"split: expected one of {SPLITS} or None, got {split!r}")
-        self.images = _readonly(images)
-        self.labels = _readonly(labels.astype(np.uint8, copy=False))
+        self.images = read_only(images)
+        self.labels = read_only(labels.astype(np.uint8, copy=False))
         self.name = str(name)
         self.split = split
 
@@ -121,12 +121,12 @@ class DigitSet:
     @functools.cached_property
     def class_order(self) -> np.ndarray:
         """All indices sorted by class (stable): class ``c`` occupies ``class_starts[c]`` onwards."""
-        return _readonly(np.argsort(self.labels, kind="stable"))
+        return read_only(np.argsort(self.labels, kind="stable"))
 
     @functools.cached_property
     def class_starts(self) -> np.ndarray:
         """Where each class 0..9 begins in :attr:`class_order`, shape (10,)."""
-        return _readonly(np.cumsum(self.class_counts) - self.class_counts)
+        return read_only(np.cumsum(self.class_counts) - self.class_counts)
 
     @functools.cached_property
     def class_indices(self) -> tuple[np.ndarray, ...]:
@@ -146,12 +146,12 @@ class DigitSet:
         A column holds ink when any of its pixels is above 0.  A blank glyph gets
         the empty extent (14, 14).
         """
-        return _readonly(ink_bounds(self.images.max(axis=1)))
+        return read_only(ink_bounds(self.images.max(axis=1)))
 
     @functools.cached_property
     def ink_rows(self) -> np.ndarray:
         """First and one-past-last ink row of each glyph, shape (N, 2) (as :attr:`ink_extents`)."""
-        return _readonly(ink_bounds(self.images.max(axis=2)))
+        return read_only(ink_bounds(self.images.max(axis=2)))
 
     @functools.cached_property
     def glyph_columns(self) -> np.ndarray:
@@ -159,7 +159,7 @@ class DigitSet:
         of glyph ``i``; index ``N`` is a blank glyph.  The composer gathers from it."""
         columns = np.zeros((len(self) + 1, 28, 28), np.uint8)
         columns[:-1] = self.images.transpose(0, 2, 1)
-        return _readonly(columns)
+        return read_only(columns)
 
     @functools.cached_property
     def light_columns(self) -> np.ndarray:
@@ -168,7 +168,7 @@ class DigitSet:
         Built on first use by the resampling renderer: 195 MB for the 60,000
         MNIST training digits, 13 MB for the offline sample.
         """
-        return _readonly(light_columns(self.glyph_columns.reshape(-1, 28)))
+        return read_only(light_columns(self.glyph_columns.reshape(-1, 28)))
 
     @property
     def ink_widths(self) -> np.ndarray:
@@ -234,7 +234,8 @@ def _to_uint8(images: np.ndarray) -> np.ndarray:
     raise TypeError(f"images: expected an integer or float array, got dtype {images.dtype}")
 
 
-def _readonly(array: np.ndarray) -> np.ndarray:
+def read_only(array: np.ndarray) -> np.ndarray:
+    """``array``, marked read-only (for arrays that are cached and shared)."""
     array.flags.writeable = False
     return array
 
