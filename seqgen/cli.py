@@ -147,7 +147,7 @@ def _cmd_phone(args: argparse.Namespace) -> int:
     files: list[str] = []
     pool = None
     if args.workers > 1 and len(chunks) > 1:  # started before the progress bar's thread exists
-        _ = job.source.light_columns  # the resampler's table, built once here and shared by forked workers
+        _ = job.source.glyph_columns  # the composer's column table, built once here and shared by forked workers
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         pool = ctx.Pool(args.workers, initializer=_init_worker, initargs=(job,))

@@ -14,10 +14,12 @@ One call renders a whole batch in array operations:
 The glyphs are handled as 28-pixel *columns*: the strip is a table of column
 ids, so placing glyphs is a gather, never a loop over pixels or images.
 Overlapping neighbours (negative gaps) go to separate layers that combine so
-that overlapping ink keeps the darker of the two.  At native scale the
-columns stay ``uint8`` (ink high) until the final conversion.  Resampling is
-a sparse matrix product over float32 columns with integer weights (exact
-sums), then one small matrix per image for the rows.
+that overlapping ink keeps the darker of the two.  The composed strips stay
+``uint8`` (ink high) until they are scaled or, at native scale, converted to
+the output.  Resampling is a sparse matrix product over the batch's strip
+columns with integer weights (exact sums), then one small matrix per image
+for the rows.  Images are drawn in blocks of :data:`BLOCK`, so that each
+block's working set stays in the CPU's cache.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DigitSet, ink_bounds, light_columns, read_only
+from .data import DigitSet, ink_bounds, read_only
 from .parallel import in_parts
 
 HEIGHT = 28
 #: Fewest images a thread draws (see :func:`render_batch`'s ``threads``).
 MIN_PART = 64
+#: Images drawn at once: the working set of a block (about 1 MB at width 200)
+#: stays in the CPU's cache, which made large batches 1.8x faster.
+BLOCK = 32
 _ONE = 256  # fixed-point unit of the resampling weights
 _STEPS = 64  # vertical scales per octave
 
@@ -162,18 +167,15 @@ def render_batch(
     tables = _column_tables(x, width, valid, first_column, int(strip.max()), blank * HEIGHT,
                             overlapping=lo < 0)
     images = np.empty((n_seq, HEIGHT, image_width), np.float32) if out is None else out
-    if native.all():
-        light = None
-    else:  # strips that fit go through the resampler too, with exact one-to-one taps
-        light = source.light_columns if augment is None else light_columns(columns)
+    scaled = not native.all()  # then strips that fit go through the resampler too, with one-to-one taps
 
     def draw(part: slice) -> None:
         part_tables = [table[part] for table in tables]
-        if light is None:
-            _render_native(part_tables, columns, strip[part], offset[part], image_width, out=images[part])
+        if scaled:
+            _render_scaled(part_tables, columns, strip[part], scale_x[part], scale_y[part], offset[part],
+                           image_width, images[part])
         else:
-            _render_scaled(part_tables, light, strip[part], scale_x[part], scale_y[part], offset[part],
-                           image_width, out=images[part])
+            _render_native(part_tables, columns, strip[part], offset[part], image_width, images[part])
 
     in_parts(draw, n_seq, threads, MIN_PART)
     if augment is not None:
@@ -245,18 +247,24 @@ def _column_tables(x, width, valid, first_column, strip_max, blank, overlapping)
     return tables
 
 
-def _render_native(tables, columns, strip, offset, image_width, out=None) -> np.ndarray:
-    """Strips that keep their native scale: one glyph column per output column."""
+def _render_native(tables, columns, strip, offset, image_width, out) -> None:
+    """Strips that keep their native scale (one glyph column per output column), drawn into ``out``."""
     strip_col = np.arange(image_width)[None, :] - offset[:, None]
     outside = (strip_col < 0) | (strip_col >= strip[:, None])
     strip_col = np.where(outside, tables[0].shape[1] - 1, strip_col)  # the last column is blank
-    ink = None
-    for table in tables:
-        layer = columns.take(np.take_along_axis(table, strip_col, axis=1), axis=0)
-        ink = layer if ink is None else np.maximum(ink, layer, out=ink)
-    # uint8 ink (high = dark) -> float32 image, exactly (255 - ink) / 255
-    ink = np.ascontiguousarray(ink.transpose(0, 2, 1))
-    return np.divide(np.subtract(255, ink, out=ink), np.float32(255), dtype=np.float32, out=out)
+    for b in _blocks(len(strip)):
+        ink = None
+        for table in tables:
+            layer = columns.take(np.take_along_axis(table[b], strip_col[b], axis=1), axis=0)
+            ink = layer if ink is None else np.maximum(ink, layer, out=ink)
+        # uint8 ink (high = dark) -> float32 image, exactly (255 - ink) / 255
+        ink = np.ascontiguousarray(ink.transpose(0, 2, 1))
+        np.divide(np.subtract(255, ink, out=ink), np.float32(255), dtype=np.float32, out=out[b])
+
+
+def _blocks(n: int) -> list[slice]:
+    """``range(n)`` in slices of at most :data:`BLOCK`."""
+    return [slice(start, min(start + BLOCK, n)) for start in range(0, n, BLOCK)]
 
 
 def _taps(out_len: int, in_len, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -279,55 +287,54 @@ def _taps(out_len: int, in_len, scale: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return first[:, :, 0].astype(np.intp), np.diff(cumulative, axis=2, prepend=0).astype(np.float32)
 
 
-def _render_scaled(tables, light, strip, scale_x, scale_y, offset, image_width, out=None) -> np.ndarray:
+def _render_scaled(tables, columns, strip, scale_x, scale_y, offset, image_width, out) -> None:
     """Strips resampled to exactly ``image_width`` columns (and, where ``scale_y`` < 1, fewer rows).
 
-    Horizontally, each output column is a weighted sum of a few strip columns
-    (tent taps): one sparse matrix product over the ``light`` columns
-    (:func:`seqgen.data.light_columns`); overlapping glyphs are first merged
-    into the darker of their columns, so the composed strip is what is scaled.
-    Vertically, one small matrix per image (its quantised scale) maps those 29
-    values onto the 28 output rows, and the product's transposed operand puts
-    the rows in image order.  Weights are integers summing to 256 in each
-    direction, so every sum is exact in float32; one division by
-    ``255 * 256 * 256`` gives the image, exactly 1.0 on the background.
-    Strips at scale 1 (``scale_x == 1``) are placed at ``offset`` with one
-    tap of weight 256: the same bytes as :func:`_render_native`.
+    The strips are first composed at native scale, as ``uint8`` ink columns
+    (overlapping glyphs keep the darker ink), into one small float32 table
+    per block.  Horizontally, each output column is then a weighted sum of a few
+    strip columns (tent taps): one sparse matrix product over that table.
+    Vertically, one small matrix per image (its quantised scale) maps those
+    28 values onto the 28 output rows, and the product's transposed operand
+    puts the rows in image order.  Weights are integers summing to 256 in
+    each direction, so every sum is an exact integer in float32; the image is
+    ``(C - ink) / C`` with ``C = 255 * 256 * 256``, exactly 1.0 on the
+    background.  Strips at scale 1 (``scale_x == 1``) are placed at
+    ``offset`` with one tap of weight 256: the same bytes as :func:`_render_native`.
     """
     from scipy.sparse import csr_matrix
 
     n_img, stride = len(strip), tables[0].shape[1]
-    table, merged = _merge_layers(tables, light)
     position, weights = _strip_taps(strip, scale_x, offset, image_width)
     n_taps = weights.shape[2]
-    # into the flat table; -1 (off the strip) lands on the previous row's last column, which is blank
-    position += (np.arange(n_img, dtype=np.int32) * stride)[:, None, None]
-    ids = table.ravel().take(position.ravel())
-    weights = weights.ravel()
-    row_starts = np.arange(0, weights.size + 1, n_taps, dtype=np.int32)
-    if merged is not None:  # taps on overlapping ink read the merged columns instead
-        on_merged = ids >= len(light)
-        overlaps = csr_matrix((weights[on_merged], (np.flatnonzero(on_merged) // n_taps, ids[on_merged] - len(light))),
-                              shape=(n_img * image_width, len(merged)))
-        weights, ids = np.where(on_merged, 0, weights), np.where(on_merged, 0, ids)
-    lit = csr_matrix((weights, ids, row_starts), shape=(n_img * image_width, len(light))) @ light
-    if merged is not None:
-        lit += overlaps @ merged
+    # into the block's table of strip columns, whose row 0 is blank: -1 (off the strip) lands on
+    # the previous strip's last column, which is blank, or on row 0
+    position += (1 + np.arange(n_img, dtype=np.int32) % BLOCK * stride)[:, None, None]
     steps = np.rint(-np.log2(scale_y) * _STEPS).astype(np.intp)  # the quantised vertical scales
-    rows = _row_matrices(-(-int(steps.max() + 1) // _STEPS) * _STEPS)[steps]  # (n, 28, 29)
-    images = np.empty((n_img, HEIGHT, image_width), np.float32) if out is None else out
-    np.matmul(rows, lit.reshape(n_img, image_width, HEIGHT + 1).transpose(0, 2, 1), out=images)
-    return np.divide(images, np.float32(255 * _ONE * _ONE), out=images)
+    rows = _row_matrices(-(-int(steps.max() + 1) // _STEPS) * _STEPS)[steps]  # (n, 28, 28)
+    ink = np.zeros((1 + min(n_img, BLOCK) * stride, HEIGHT), np.float32)
+    row_starts = np.arange(0, min(n_img, BLOCK) * image_width * n_taps + 1, n_taps, dtype=np.int32)
+    full = np.float32(255 * _ONE * _ONE)
+    for b in _blocks(n_img):
+        n = b.stop - b.start
+        composed = None
+        for table in tables:
+            layer = columns.take(table[b], axis=0)
+            composed = layer if composed is None else np.maximum(composed, layer, out=composed)
+        ink[1 : 1 + n * stride] = composed.reshape(-1, HEIGHT)
+        taps = csr_matrix((weights[b].ravel(), position[b].ravel(), row_starts[: n * image_width + 1]),
+                          shape=(n * image_width, len(ink)))
+        images = out[b]
+        np.matmul(rows[b], (taps @ ink).reshape(n, image_width, HEIGHT).transpose(0, 2, 1), out=images)
+        np.divide(np.subtract(full, images, out=images), full, out=images)
 
 
 def _strip_taps(strip, scale_x, offset, image_width) -> tuple[np.ndarray, np.ndarray]:
     """Each output column's taps on its strip: positions ``(B, W, T)`` int32 (-1 off the strip)
     and integer weights ``(B, W, T)`` float32 summing to 256."""
-    widths, which = np.unique(strip, return_inverse=True)
-    n_taps = max(_width_taps(int(w), image_width)[1].shape[1] for w in widths)
-    taps = [_width_taps(int(w), image_width, n_taps) for w in widths]
-    position = np.stack([p for p, _ in taps])[which]
-    weights = np.stack([w for _, w in taps])[which]
+    n_taps = max(2, -(-2 * int(strip.max()) // image_width))  # what the widest strip needs
+    positions, weights = _tap_bank(image_width, n_taps)
+    position, weights = positions.take(strip, axis=0), weights.take(strip, axis=0)
     native = np.flatnonzero(scale_x == 1.0)
     if len(native):
         at = np.arange(image_width) - offset[native, None]
@@ -338,53 +345,36 @@ def _strip_taps(strip, scale_x, offset, image_width) -> tuple[np.ndarray, np.nda
     return position, weights
 
 
-@functools.lru_cache(maxsize=4096)
-def _width_taps(strip_width: int, image_width: int, n_taps: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Taps resampling a strip ``strip_width`` wide to ``image_width``: positions ``(W, T)``
-    int32 (-1 off the strip) and weights ``(W, T)`` float32, padded to ``n_taps`` taps
-    (read-only, cached)."""
-    first, weights = _taps(image_width, strip_width, np.array([image_width / strip_width]))
-    weights = np.pad(weights[0], ((0, 0), (0, max(0, n_taps - weights.shape[2]))))
-    position = first[0][:, None] + np.arange(weights.shape[1])
-    position[(position < 0) | (position >= strip_width)] = -1
+@functools.lru_cache(maxsize=8)
+def _tap_bank(image_width: int, n_taps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Taps resampling each strip width ``s`` that needs at most ``n_taps`` taps (``s`` up to
+    ``n_taps * image_width / 2``) to ``image_width``: positions ``[s]`` ``(W, n_taps)`` int32
+    (-1 off the strip) and weights ``[s]`` ``(W, n_taps)`` float32, padded with zero-weight
+    taps (read-only, cached)."""
+    widths = np.arange(1, n_taps * image_width // 2 + 1)
+    first, weights = _taps(image_width, widths, image_width / widths)
+    weights = np.pad(weights, ((1, 0), (0, 0), (0, n_taps - weights.shape[2])))  # row 0: width 0, unused
+    position = np.concatenate([first[:1], first])[:, :, None] + np.arange(n_taps)
+    position[(position < 0) | (position >= np.arange(len(position))[:, None, None])] = -1
     return read_only(position.astype(np.int32)), read_only(weights)
-
-
-def _merge_layers(tables: list[np.ndarray], light: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """One column-id table for the composed strips, and the light of their overlapping columns.
-
-    Where glyphs overlap (several layers hold ink) the strip's column is the
-    darker of theirs: those columns get ids from ``len(light)`` on, and their
-    light is returned as ``merged`` (None when nothing overlaps).
-    """
-    if len(tables) == 1:
-        return tables[0], None
-    stacked = np.stack(tables)
-    blank = stacked[0, 0, -1]  # every table ends with a blank column, the largest id
-    table = stacked.min(axis=0)
-    overlap = (stacked != blank).sum(axis=0) > 1
-    if not overlap.any():
-        return table, None
-    merged = light[stacked[:, overlap]].min(axis=0)
-    table[overlap] = len(light) + np.arange(len(merged))
-    return table, merged
 
 
 @functools.lru_cache(maxsize=16)
 def _row_matrices(n_steps: int) -> np.ndarray:
-    """``(n_steps, 28, 29)`` float32 integer weights: entry ``k`` shrinks a 28-row column by
+    """``(n_steps, 28, 28)`` float32 integer weights: entry ``k`` shrinks a 28-row column by
     ``2 ** (-k / 64)`` about its centre.
 
-    Column 28 takes the weight of taps that fall outside the glyph (they read
-    the constant background of :func:`seqgen.data.light_columns`); each row sums to 256.
+    Each row's weights sum to 256; taps that fall outside the glyph read blank
+    (no ink), so they are left out.
     """
     scales = 2.0 ** (-np.arange(n_steps) / _STEPS)
     first, weights = _taps(HEIGHT, HEIGHT, scales)
     source = first[:, :, None] + np.arange(weights.shape[2])
-    source = np.where((source >= 0) & (source < HEIGHT), source, HEIGHT)
-    matrices = np.zeros((n_steps, HEIGHT, HEIGHT + 1), np.float32)
+    inside = (source >= 0) & (source < HEIGHT)
+    matrices = np.zeros((n_steps, HEIGHT, HEIGHT), np.float32)
     step, row = np.meshgrid(np.arange(n_steps), np.arange(HEIGHT), indexing="ij")
-    np.add.at(matrices, (step[:, :, None], row[:, :, None], source), weights)
+    step, row = np.broadcast_to(step[:, :, None], source.shape), np.broadcast_to(row[:, :, None], source.shape)
+    np.add.at(matrices, (step[inside], row[inside], source[inside]), weights[inside])
     return read_only(matrices)
 
 

@@ -161,15 +161,6 @@ class DigitSet:
         columns[:-1] = self.images.transpose(0, 2, 1)
         return read_only(columns)
 
-    @functools.cached_property
-    def light_columns(self) -> np.ndarray:
-        """:attr:`glyph_columns` as :func:`light_columns` (float32, 116 bytes per column).
-
-        Built on first use by the resampling renderer: 195 MB for the 60,000
-        MNIST training digits, 13 MB for the offline sample.
-        """
-        return read_only(light_columns(self.glyph_columns.reshape(-1, 28)))
-
     @property
     def ink_widths(self) -> np.ndarray:
         """Width of each glyph's ink in columns, shape (N,)."""
@@ -209,15 +200,6 @@ def ink_bounds(profiles: np.ndarray) -> np.ndarray:
     first = np.where(anyink, ink.argmax(axis=1), size // 2)
     last = np.where(anyink, size - ink[:, ::-1].argmax(axis=1), size // 2)
     return np.stack([first, last], axis=1).astype(np.intp)
-
-
-def light_columns(columns: np.ndarray) -> np.ndarray:
-    """``(n, 28)`` uint8 ink columns as ``(n, 29)`` float32: the light ``255 - ink`` of each
-    row, then a constant 255 that stands for the background around the glyph."""
-    light = np.empty((len(columns), 29), np.float32)
-    np.subtract(255, columns, out=light[:, :28], dtype=np.float32)
-    light[:, 28] = 255
-    return light
 
 
 def _to_uint8(images: np.ndarray) -> np.ndarray:
