@@ -203,9 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-images", type=int, required=True, help="how many images")
     _generation_options(p)
     p.add_argument("--workers", type=int, default=1, help="processes writing PNGs (default 1)")
-    p.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0-9",
-                   help="zlib level of the PNGs: 0 is fastest (no compression, files ~2.5x larger), "
-                        "9 smallest (default 1)")
+    p.add_argument("--png-level", type=int, default=1, choices=(0, 1),
+                   help="1: compressed (zlib's run-length strategy, default); 0: stored uncompressed, "
+                        "faster to write, files ~2.5x larger")
     p.add_argument("--shard", type=_shard, default=None, metavar="K/M",
                    help="write only the K-th of M disjoint parts of the export")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

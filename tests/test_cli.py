@@ -52,16 +52,17 @@ def test_phone_files_are_the_same_for_any_number_of_workers(tmp_path):
 
 def test_png_level_changes_the_size_not_the_pixels(tmp_path):
     common = ["phone", "--num-images", "20", "--image-width", "120", "--seed", "5", "--source", "sample", "--quiet"]
-    for level in ("0", "1", "9"):
+    for level in ("0", "1"):
         assert run_cli(*common, "--png-level", level, "--output-dir", str(tmp_path / level)).returncode == 0
     sizes = {}
-    for level in ("0", "1", "9"):
+    for level in ("0", "1"):
         files = sorted((tmp_path / level).glob("*.png"))
         sizes[level] = sum(f.stat().st_size for f in files)
         for f in files:
             with Image.open(f) as png, Image.open(tmp_path / "1" / f.name) as reference:
+                assert png.mode == "L"
                 np.testing.assert_array_equal(np.asarray(png), np.asarray(reference))
-    assert sizes["0"] > 2 * sizes["1"] and sizes["9"] <= sizes["1"]
+    assert sizes["0"] > 2 * sizes["1"]
 
 
 @pytest.mark.parametrize(
@@ -78,7 +79,7 @@ def test_png_level_changes_the_size_not_the_pixels(tmp_path):
         (["phone", "--num-images", "2", "--image-width", "abc"], "argument --image-width: invalid int value: 'abc'"),
         (["phone", "--num-images", "2", "--image-width", "100", "--shard", "3/2"], "expected K/M with 1 <= K <= M"),
         (["sequence", "--image-width", "100"], "the following arguments are required: --digits"),
-        (["phone", "--num-images", "2", "--image-width", "100", "--png-level", "10"], "argument --png-level: invalid choice: 10"),
+        (["phone", "--num-images", "2", "--image-width", "100", "--png-level", "9"], "argument --png-level: invalid choice: 9 (choose from 0, 1)"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
