@@ -57,15 +57,20 @@ def augmented(source, repeats: int) -> None:
 
 
 def data_generator(source, repeats: int) -> None:
+    """``gen[i]`` as a training loop calls it: each batch is used, then dropped."""
     from seqgen import DataGenerator
     from seqgen.parallel import available_cores
+
+    def epoch(gen, n_batches):
+        for i in range(n_batches):
+            x, y = gen[i]
 
     for batch_size in (32, 256):
         for threads in (1, available_cores()):
             gen = DataGenerator(batch_size=batch_size, image_width=WIDTH, spacing_range=SPACING, source=source,
                                 batches_per_epoch=N_IMAGES // batch_size + 1, threads=threads)
-            n = (N_IMAGES // batch_size) * batch_size
-            rate = best_rate(lambda: [gen[i] for i in range(N_IMAGES // batch_size)], n, repeats)
+            n_batches = N_IMAGES // batch_size
+            rate = best_rate(lambda: epoch(gen, n_batches), n_batches * batch_size, repeats)
             print(f"DataGenerator gen[i], batch {batch_size}, {threads} thread(s): {rate:,.0f} samples/s")
 
 
