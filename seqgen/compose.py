@@ -42,6 +42,7 @@ MIN_PART = 64
 BLOCK = 16
 _ONE = 256  # fixed-point unit of the resampling weights
 _STEPS = 64  # vertical scales per octave
+_FAR = np.iinfo(np.intp).max // 4  # beyond any strip position
 
 
 @dataclass
@@ -110,8 +111,8 @@ def render_batch(
 
     # 1. sample glyphs
     counts = source.class_counts
-    missing = sorted(set(digits[counts[digits] == 0].tolist()))
-    if missing:
+    if not counts[digits].all():
+        missing = sorted(set(digits[counts[digits] == 0].tolist()))
         raise ValueError(f"source: {source!r} has no glyph for digit(s) {missing}")
     offsets = (rng.random(len(digits)) * counts[digits]).astype(np.intp)
     picks = source.class_order[source.class_starts[digits] + offsets]
@@ -140,9 +141,8 @@ def render_batch(
     advance = np.where(valid[:, 1:], width[:, :-1] + gaps, 0)
     x = np.zeros((n_seq, length), np.intp)
     np.cumsum(advance, axis=1, out=x[:, 1:])
-    big = np.iinfo(np.intp).max // 4
-    left = np.where(valid, x, big).min(axis=1)
-    right = np.where(valid, x + width, -big).max(axis=1)
+    left = np.where(valid, x, _FAR).min(axis=1)
+    right = np.where(valid, x + width, -_FAR).max(axis=1)
     x -= left[:, None]
     strip = np.maximum(right - left, 1)
 
@@ -234,12 +234,13 @@ def _column_tables(x, width, valid, first_column, strip_max, blank, overlapping)
     """
     n_seq, length = x.shape
     k_layers = _layers(x, width, valid) if overlapping else 1
-    position = np.broadcast_to(np.arange(length), x.shape)
     stride = strip_max + 1
     start = x + (np.arange(n_seq) * stride)[:, None]  # each glyph's first column in the flat table
     tables = []
     for k in range(k_layers):
-        sel = valid & (position % k_layers == k) & (width > 0)
+        sel = valid & (width > 0)
+        if k_layers > 1:  # layer k holds positions k, k + K, k + 2K, ...
+            sel &= np.arange(length) % k_layers == k
         w = width[sel]
         # flat positions of every ink column, and the column id each holds (id - position is constant per glyph)
         where = np.repeat(start[sel] - (np.cumsum(w) - w), w) + np.arange(w.sum())
@@ -387,15 +388,16 @@ def _boxes(x, width, valid, rows, strip, scale_x, scale_y, offset, image_width) 
     A resampled glyph's ink spreads by less than one output pixel beyond its
     mapped extent (the filter's reach), so those boxes grow by one pixel.
     """
-    sx, sy = scale_x[:, None, None], scale_y[:, None, None]
-    native = (sx == 1.0) & (sy == 1.0)
-    pad = np.where(native, 0.0, 1.0)
-    centre = np.where(native, 0.0, strip[:, None, None] / 2)  # the strip's centre goes to the image's
-    target = np.where(native, offset[:, None, None], image_width / 2)
-    cols = (np.stack([x, x + width], axis=-1) - centre) * sx + target  # (B, L, 2) in output columns
-    rows = (rows - HEIGHT / 2) * sy + HEIGHT / 2
-    boxes = np.stack([np.floor(cols[..., 0]), np.floor(rows[..., 0]), np.ceil(cols[..., 1]), np.ceil(rows[..., 1])],
-                     axis=-1) + pad * np.array([-1, -1, 1, 1])
+    sx, sy = scale_x[:, None], scale_y[:, None]
+    native = (scale_x == 1.0) & (scale_y == 1.0)
+    pad = np.where(native, 0.0, 1.0)[:, None]
+    centre = np.where(native, 0.0, strip / 2)[:, None]  # the strip's centre goes to the image's
+    target = np.where(native, offset, image_width / 2)[:, None]
+    boxes = np.empty(x.shape + (4,), np.float64)
+    boxes[..., 0] = np.floor((x - centre) * sx + target) - pad
+    boxes[..., 2] = np.ceil((x + width - centre) * sx + target) + pad
+    boxes[..., 1] = np.floor((rows[..., 0] - HEIGHT / 2) * sy + HEIGHT / 2) - pad
+    boxes[..., 3] = np.ceil((rows[..., 1] - HEIGHT / 2) * sy + HEIGHT / 2) + pad
     boxes = np.clip(boxes, 0, [image_width, HEIGHT, image_width, HEIGHT]).astype(np.int16)
     boxes[~valid] = -1
     return boxes
