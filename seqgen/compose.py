@@ -43,6 +43,7 @@ BLOCK = 16
 _ONE = 256  # fixed-point unit of the resampling weights
 _STEPS = 64  # vertical scales per octave
 _FAR = np.iinfo(np.intp).max // 4  # beyond any strip position
+_BANK_STEP = 64  # strip widths are tabulated in ranges rounded to this
 
 
 @dataclass
@@ -336,10 +337,20 @@ def _render_scaled(tables, columns, strip, scale_x, scale_y, offset, image_width
 def _strip_taps(strip, scale_x, offset, image_width) -> tuple[np.ndarray, np.ndarray]:
     """Each output column's taps on its strip: positions ``(B, W, T)`` int32 (-1 off the strip)
     and integer weights ``(B, W, T)`` float32 summing to 256."""
-    n_taps = max(2, -(-2 * int(strip.max()) // image_width))  # what the widest strip needs
-    positions, weights = _tap_bank(image_width, n_taps)
-    position, weights = positions.take(strip, axis=0), weights.take(strip, axis=0)
-    native = np.flatnonzero(scale_x == 1.0)
+    native = scale_x == 1.0
+    scaled = strip[~native]
+    if len(scaled):
+        widest = int(scaled.max())
+        n_taps = max(2, -(-2 * widest // image_width))  # what the widest strip needs
+        first = max(1, int(scaled.min()) // _BANK_STEP * _BANK_STEP)  # a few ranges serve all batches
+        last = min(-(-widest // _BANK_STEP) * _BANK_STEP, n_taps * image_width // 2)
+        positions, weights = _tap_bank(image_width, n_taps, first, last)
+        index = np.clip(strip - first, 0, last - first)  # strips at scale 1 get their own taps below
+        position, weights = positions.take(index, axis=0), weights.take(index, axis=0)
+    else:  # a part of a batch with nothing scaled in it
+        position = np.empty((len(strip), image_width, 1), np.int32)
+        weights = np.empty((len(strip), image_width, 1), np.float32)
+    native = np.flatnonzero(native)
     if len(native):
         at = np.arange(image_width) - offset[native, None]
         position[native] = -1
@@ -350,16 +361,15 @@ def _strip_taps(strip, scale_x, offset, image_width) -> tuple[np.ndarray, np.nda
 
 
 @functools.lru_cache(maxsize=8)
-def _tap_bank(image_width: int, n_taps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Taps resampling each strip width ``s`` that needs at most ``n_taps`` taps (``s`` up to
-    ``n_taps * image_width / 2``) to ``image_width``: positions ``[s]`` ``(W, n_taps)`` int32
-    (-1 off the strip) and weights ``[s]`` ``(W, n_taps)`` float32, padded with zero-weight
-    taps (read-only, cached)."""
-    widths = np.arange(1, n_taps * image_width // 2 + 1)
-    first, weights = _taps(image_width, widths, image_width / widths)
-    weights = np.pad(weights, ((1, 0), (0, 0), (0, n_taps - weights.shape[2])))  # row 0: width 0, unused
-    position = np.concatenate([first[:1], first])[:, :, None] + np.arange(n_taps)
-    position[(position < 0) | (position >= np.arange(len(position))[:, None, None])] = -1
+def _tap_bank(image_width: int, n_taps: int, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+    """Taps resampling each strip width ``s`` in ``first..last`` (none needs more than ``n_taps``)
+    to ``image_width``: positions ``[s - first]`` ``(W, n_taps)`` int32 (-1 off the strip) and
+    weights ``[s - first]`` ``(W, n_taps)`` float32, padded with zero-weight taps (read-only, cached)."""
+    widths = np.arange(first, last + 1)
+    first_tap, weights = _taps(image_width, widths, image_width / widths)
+    weights = np.pad(weights, ((0, 0), (0, 0), (0, n_taps - weights.shape[2])))
+    position = first_tap[:, :, None] + np.arange(n_taps)
+    position[(position < 0) | (position >= widths[:, None, None])] = -1
     return read_only(position.astype(np.int32)), read_only(weights)
 
 
