@@ -135,8 +135,7 @@ def render_batch(
         glyph_ids, blank = picks, len(source)
 
     # 3. layout on the strip
-    width = np.zeros((n_seq, length), np.intp)
-    width[valid] = col_extent[:, 1] - col_extent[:, 0]
+    width = _where_valid(col_extent[:, 1] - col_extent[:, 0], valid)
     lo, hi = spacing_range
     gaps = rng.integers(lo, hi + 1, size=(n_seq, max(length - 1, 0)))
     advance = np.where(valid[:, 1:], width[:, :-1] + gaps, 0)
@@ -198,6 +197,8 @@ def _quantise(scale: np.ndarray) -> np.ndarray:
 
 def _where_valid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Spread per-glyph ``values`` onto the ``(B, L)`` grid of valid positions (0 elsewhere)."""
+    if len(values) == valid.size:  # every position holds a digit (a fixed length)
+        return values.astype(np.intp, copy=False).reshape(valid.shape + values.shape[1:])
     grid = np.zeros(valid.shape + values.shape[1:], np.intp)
     grid[valid] = values
     return grid
@@ -408,6 +409,7 @@ def _boxes(x, width, valid, rows, strip, scale_x, scale_y, offset, image_width) 
     boxes[..., 2] = np.ceil((x + width - centre) * sx + target) + pad
     boxes[..., 1] = np.floor((rows[..., 0] - HEIGHT / 2) * sy + HEIGHT / 2) - pad
     boxes[..., 3] = np.ceil((rows[..., 1] - HEIGHT / 2) * sy + HEIGHT / 2) + pad
-    boxes = np.clip(boxes, 0, [image_width, HEIGHT, image_width, HEIGHT]).astype(np.int16)
+    boxes = np.minimum(np.maximum(boxes, 0, out=boxes), [image_width, HEIGHT, image_width, HEIGHT],
+                       out=boxes).astype(np.int16)
     boxes[~valid] = -1
     return boxes
