@@ -152,14 +152,16 @@ def tent_filter(n_in: int, n_out: int, scale: float) -> np.ndarray:
     normalised over every tap (taps off the input read background, so they are dropped after)."""
     radius = max(1.0, 1.0 / scale)
     centre = (np.arange(n_out) + 0.5 - n_out / 2) / scale + n_in / 2 - 0.5
-    taps = np.arange(-n_in, 2 * n_in)
+    first = int(np.floor(min(centre.min() - radius, 0)))  # every tap any output pixel reaches
+    taps = np.arange(first, int(np.ceil(max(centre.max() + radius, n_in))) + 1)
     weights = np.maximum(1 - np.abs(taps[None, :] - centre[:, None]) / radius, 0)
     weights /= weights.sum(axis=1, keepdims=True)
-    return weights[:, n_in : 2 * n_in]
+    return weights[:, -first : -first + n_in]
 
 
 @pytest.mark.parametrize("digits, width, spacing", [("0123456789", 150, (2, 6)), ("31415926", 61, (-3, 4)),
-                                                    ("07", 30, (0, 0)), ("8675309", 300, (4, 9))])
+                                                    ("07", 30, (0, 0)), ("8675309", 300, (4, 9)),
+                                                    ("0123456789" * 2, 120, (-2, 3)), ("5", 400, (2, 2))])
 def test_shrink_and_stretch_match_a_float64_tent_filter(train_digits, digits, width, spacing):
     strip = generate_numbers_sequence(digits, 1000, spacing, source=train_digits, seed=3, align="left")
     ink = 255 - 255 * strip[:, : ink_columns(strip)[-1] + 1].astype(np.float64)  # the native strip
