@@ -95,17 +95,8 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(image, np.float32) * 255.0).astype(np.uint8)
 
 
-def encode_png(pixels: np.ndarray, level: int = PNG_LEVEL) -> bytes:
-    """PNG bytes (8-bit grayscale, Pillow, zlib ``level``) of a ``uint8`` image, or of a float image in [0, 1]."""
-    from PIL import Image
-
-    if pixels.dtype != np.uint8:
-        pixels = to_uint8(pixels)
-    return _png_bytes(Image.fromarray(pixels), level)
-
-
 def _png_bytes(image, level: int) -> bytes:
-    """``image`` (a Pillow image) as PNG bytes; levels 1-9 use zlib's run-length strategy."""
+    """``image`` (an 8-bit Pillow image) as PNG bytes, zlib ``level``; levels 1-9 use the run-length strategy."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=level, compress_type=zlib.Z_RLE)
     return buffer.getvalue()
