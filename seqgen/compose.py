@@ -258,13 +258,18 @@ def _render_native(tables, columns, strip, offset, image_width, out) -> None:
     outside = (strip_col < 0) | (strip_col >= strip[:, None])
     strip_col = np.where(outside, tables[0].shape[1] - 1, strip_col)  # the last column is blank
     for b in _blocks(len(strip)):
-        ink = None
-        for table in tables:
-            layer = columns.take(np.take_along_axis(table[b], strip_col[b], axis=1), axis=0)
-            ink = layer if ink is None else np.maximum(ink, layer, out=ink)
+        ink = _darkest(columns, [np.take_along_axis(table[b], strip_col[b], axis=1) for table in tables])
         # uint8 ink (high = dark) -> float32 image, exactly (255 - ink) / 255
         ink = np.ascontiguousarray(ink.transpose(0, 2, 1))
         np.divide(np.subtract(255, ink, out=ink), np.float32(255), dtype=np.float32, out=out[b])
+
+
+def _darkest(columns: np.ndarray, layer_ids: list[np.ndarray]) -> np.ndarray:
+    """The ``uint8`` ink columns ``columns[ids]`` of each layer, combined: overlapping ink keeps the darker."""
+    ink = columns.take(layer_ids[0], axis=0)
+    for ids in layer_ids[1:]:
+        np.maximum(ink, columns.take(ids, axis=0), out=ink)
+    return ink
 
 
 def _blocks(n: int) -> list[slice]:
@@ -323,11 +328,7 @@ def _render_scaled(tables, columns, strip, scale_x, scale_y, offset, image_width
     full = np.float32(255 * _ONE * _ONE)
     for b in _blocks(n_img):
         n = b.stop - b.start
-        composed = None
-        for table in tables:
-            layer = columns.take(table[b], axis=0)
-            composed = layer if composed is None else np.maximum(composed, layer, out=composed)
-        ink[1 : 1 + n * stride] = composed.reshape(-1, HEIGHT)
+        ink[1 : 1 + n * stride] = _darkest(columns, [table[b] for table in tables]).reshape(-1, HEIGHT)
         taps = csr_matrix((weights[b].ravel(), position[b].ravel(), row_starts[: n * image_width + 1]),
                           shape=(n * image_width, len(ink)))
         images = out[b]
