@@ -14,7 +14,7 @@ from . import validation as check
 from .compose import Batch, render_batch
 from .data import DigitSet, load_mnist
 from .io import PNG_LEVEL, prepare_output_dir, write_labels_csv, write_pngs
-from .parallel import default_threads
+from .parallel import default_threads, ordered_map
 
 #: Phone batches are rendered in chunks of this many images, each from its own
 #: seed derived from the batch seed, so any chunk can be rendered alone (by a
@@ -285,19 +285,13 @@ def generate_phone_numbers(
         boxes[rows.start : rows.stop] = batch.boxes
         return [] if folder is None else write_pngs(batch.images, job.labels[rows.start : rows.stop], folder)
 
+    from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
     files = []
-    with contextlib.ExitStack() as stack:
-        if chunk_threads > 1:  # numpy, scipy and Pillow release the GIL; one BLAS thread each
-            from concurrent.futures import ThreadPoolExecutor
-
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(1))
-            done = stack.enter_context(ThreadPoolExecutor(chunk_threads)).map(render_chunk, range(job.n_chunks))
-        else:
-            done = map(render_chunk, range(job.n_chunks))
+    # chunks on several threads (numpy, scipy and Pillow release the GIL), one BLAS thread each
+    with threadpool_limits(1) if chunk_threads > 1 else contextlib.nullcontext():
+        done = ordered_map(render_chunk, range(job.n_chunks), chunk_threads)
         for written in tqdm(done, total=job.n_chunks, disable=not progress, delay=1.0, unit="chunk"):
             files += written
     if folder is not None:

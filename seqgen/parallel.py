@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -41,6 +46,32 @@ def in_parts(work: Callable[[slice], None], n: int, threads: int, min_part: int)
         return
     bounds = [n * k // n_parts for k in range(n_parts + 1)]
     list(_shared_pool().map(work, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))  # waits; re-raises
+
+
+def ordered_map(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
+    """``work(item)`` for each item, yielded in order, with at most ``threads`` running at once.
+
+    Items are started as earlier results are taken, so no more than
+    ``threads`` results wait at any time.  With ``threads`` 1 everything runs
+    in the calling thread.  ``work`` must not itself use this module's pool.
+    """
+    if threads == 1:
+        yield from map(work, items)
+        return
+    pending: collections.deque = collections.deque()
+    try:
+        for item in items:
+            pending.append(_shared_pool().submit(work, item))
+            if len(pending) >= threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # on an error, or when the caller stops early: start nothing more, wait for what runs
+        for future in pending:
+            future.cancel()
+        for future in pending:
+            if not future.cancelled():
+                future.exception()
 
 
 def _shared_pool() -> ThreadPoolExecutor:
