@@ -75,7 +75,8 @@ def data_generator(source, repeats: int) -> None:
 
 
 def png_export(repeats: int) -> None:
-    """``seqgen phone`` into a RAM disk (the code's speed) and onto the temp folder's disk."""
+    """``seqgen phone`` into a RAM disk (the code's speed) and onto the temp folder's disk, and how fast
+    each takes plain new files, however they are encoded."""
     from seqgen.cli import main
 
     n = 2 * N_IMAGES
@@ -95,6 +96,24 @@ def png_export(repeats: int) -> None:
         export()
         rate = n / min(export() for _ in range(repeats))
         print(f"PNG export to {where}, {workers} worker(s), --png-level {level}: {rate:,.0f} images/s")
+    for where, root in roots.items():
+        rate = n / min(_create_files(root, n) for _ in range(repeats))
+        print(f"file creation on {where}, plain open and write of {_PAYLOAD_BYTES:,}-byte files "
+              f"(the most any PNG writer can reach there): {rate:,.0f} files/s")
+
+
+_PAYLOAD_BYTES = 2280  # a compressed phone-number PNG, on average
+
+
+def _create_files(root: str, n: int) -> float:
+    """Seconds to create ``n`` new files of :data:`_PAYLOAD_BYTES` bytes in a fresh folder under ``root``."""
+    payload = os.urandom(_PAYLOAD_BYTES)
+    with tempfile.TemporaryDirectory(dir=root) as folder:
+        start = time.perf_counter()
+        for i in range(n):
+            with open(os.path.join(folder, f"{i}.png"), "xb") as f:
+                f.write(payload)
+        return time.perf_counter() - start
 
 
 _PEAK_SCRIPT = """
