@@ -75,31 +75,38 @@ def data_generator(source, repeats: int) -> None:
 
 
 def png_export(repeats: int) -> None:
-    """``seqgen phone`` into a RAM disk (the code's speed) and onto the temp folder's disk, and how fast
-    each takes plain new files, however they are encoded."""
-    from seqgen.cli import main
-
+    """``seqgen phone`` into a RAM disk (the code's speed) and onto the temp folder's disk, how the
+    workers scale on a larger export, and how fast each folder takes plain new files, however encoded."""
     n = 2 * N_IMAGES
     roots = {"disk": tempfile.gettempdir()}
     if os.path.isdir("/dev/shm"):
         roots = {"RAM disk": "/dev/shm", **roots}
     runs = [(where, root, workers, level) for where, root in roots.items() for workers in (1, 2) for level in (1, 0)]
     for where, root, workers, level in runs:
-        def export():
-            with tempfile.TemporaryDirectory(dir=root) as folder, contextlib.redirect_stdout(io.StringIO()):
-                start = time.perf_counter()
-                main(["phone", "--num-images", str(n), "--image-width", str(WIDTH), "--seed", "0",
-                      "--source", "sample", "--workers", str(workers), "--png-level", str(level), "--quiet",
-                      "--output-dir", folder])
-                return time.perf_counter() - start  # without deleting the folder
-
-        export()
-        rate = n / min(export() for _ in range(repeats))
+        _export(root, n, workers, level)  # warm-up
+        rate = n / min(_export(root, n, workers, level) for _ in range(repeats))
         print(f"PNG export to {where}, {workers} worker(s), --png-level {level}: {rate:,.0f} images/s")
+    # every export starts fresh workers (fork, a first chunk into fresh memory, exit: about 0.1 s in all),
+    # which weighs on a small export: the workers' scaling, on a larger one
+    big, root = 5 * n, next(iter(roots.values()))
+    rates = [big / min(_export(root, big, workers, 1) for _ in range(max(1, repeats // 2))) for workers in (1, 2)]
+    print(f"PNG export of {big:,} images to {next(iter(roots))}, --png-level 1, 2 workers / 1 worker: "
+          f"{rates[1]:,.0f} / {rates[0]:,.0f} images/s = {rates[1] / rates[0]:.2f}x")
     for where, root in roots.items():
         rate = n / min(_create_files(root, n) for _ in range(repeats))
         print(f"file creation on {where}, plain open and write of {_PAYLOAD_BYTES:,}-byte files "
               f"(the most any PNG writer can reach there): {rate:,.0f} files/s")
+
+
+def _export(root: str, n: int, workers: int, level: int) -> float:
+    """Seconds ``seqgen phone`` takes to write ``n`` images into a fresh folder under ``root``."""
+    from seqgen.cli import main
+
+    with tempfile.TemporaryDirectory(dir=root) as folder, contextlib.redirect_stdout(io.StringIO()):
+        start = time.perf_counter()
+        main(["phone", "--num-images", str(n), "--image-width", str(WIDTH), "--seed", "0", "--source", "sample",
+              "--workers", str(workers), "--png-level", str(level), "--quiet", "--output-dir", folder])
+        return time.perf_counter() - start  # without deleting the folder
 
 
 _PAYLOAD_BYTES = 2280  # a compressed phone-number PNG, on average
