@@ -258,8 +258,9 @@ def generate_phone_numbers(
         Show a progress bar (after one second) on long runs.
     threads : int, optional
         Threads rendering (and writing) chunks of :data:`CHUNK_SIZE` images at
-        once, or parts of the only chunk; default: one per CPU core.  The
-        output does not depend on it.
+        once, or parts of the only chunk; default: one per CPU core, and
+        never more run at once (they come from one shared pool).  The output
+        does not depend on it.
 
     Returns
     -------
