@@ -17,6 +17,7 @@ import tempfile
 import time
 
 N_IMAGES, WIDTH, SPACING = 2000, 200, (2, 10)
+_PAYLOAD_BYTES = 2280  # a compressed phone-number PNG, on average
 
 
 def best_rate(fn, n: int, repeats: int) -> float:
@@ -88,9 +89,9 @@ def png_export(repeats: int) -> None:
         print(f"PNG export to {where}, {workers} worker(s), --png-level {level}: {rate:,.0f} images/s")
     # every export starts fresh workers (fork, a first chunk into fresh memory, exit: about 0.1 s in all),
     # which weighs on a small export: the workers' scaling, on a larger one
-    big, root = 5 * n, next(iter(roots.values()))
+    (where, root), big = next(iter(roots.items())), 5 * n  # the RAM disk, where there is one
     rates = [big / min(_export(root, big, workers, 1) for _ in range(max(1, repeats // 2))) for workers in (1, 2)]
-    print(f"PNG export of {big:,} images to {next(iter(roots))}, --png-level 1, 2 workers / 1 worker: "
+    print(f"PNG export of {big:,} images to {where}, --png-level 1, 2 workers / 1 worker: "
           f"{rates[1]:,.0f} / {rates[0]:,.0f} images/s = {rates[1] / rates[0]:.2f}x")
     for where, root in roots.items():
         rate = n / min(_create_files(root, n) for _ in range(repeats))
@@ -107,9 +108,6 @@ def _export(root: str, n: int, workers: int, level: int) -> float:
         main(["phone", "--num-images", str(n), "--image-width", str(WIDTH), "--seed", "0", "--source", "sample",
               "--workers", str(workers), "--png-level", str(level), "--quiet", "--output-dir", folder])
         return time.perf_counter() - start  # without deleting the folder
-
-
-_PAYLOAD_BYTES = 2280  # a compressed phone-number PNG, on average
 
 
 def _create_files(root: str, n: int) -> float:
