@@ -298,4 +298,3 @@ def generate_phone_numbers(
     if folder is not None:
         write_labels_csv(folder, files, job.labels)
     return (images, job.labels, boxes) if return_boxes else (images, job.labels)
-

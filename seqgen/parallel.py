@@ -41,11 +41,9 @@ def in_parts(work: Callable[[slice], None], n: int, threads: int, min_part: int)
     timing; ``work`` must only write its own slice.
     """
     n_parts = max(1, min(threads, n // min_part))
-    if n_parts == 1:
-        work(slice(0, n))
-        return
     bounds = [n * k // n_parts for k in range(n_parts + 1)]
-    list(_shared_pool().map(work, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))  # waits; re-raises
+    for _ in ordered_map(work, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])], n_parts):
+        pass  # waits for every part; re-raises the first error
 
 
 def ordered_map(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
