@@ -352,13 +352,13 @@ def _strip_taps(strip, scale_x, offset, image_width) -> tuple[np.ndarray, np.nda
     else:  # a part of a batch with nothing scaled in it
         position = np.empty((len(strip), image_width, 1), np.int32)
         weights = np.empty((len(strip), image_width, 1), np.float32)
-    native = np.flatnonzero(native)
-    if len(native):
-        at = np.arange(image_width) - offset[native, None]
-        position[native] = -1
-        position[native, :, 0] = np.where((at >= 0) & (at < strip[native, None]), at, -1)
-        weights[native] = 0
-        weights[native, :, 0] = _ONE
+    one_to_one = np.flatnonzero(native)
+    if len(one_to_one):
+        at = np.arange(image_width) - offset[one_to_one, None]
+        position[one_to_one] = -1
+        position[one_to_one, :, 0] = np.where((at >= 0) & (at < strip[one_to_one, None]), at, -1)
+        weights[one_to_one] = 0
+        weights[one_to_one, :, 0] = _ONE
     return position, weights
 
 

@@ -50,12 +50,12 @@ def write_new_file(folder: Path, stem: str, suffix: str, payload: bytes) -> Path
     """Write ``payload`` as ``stem + suffix``, or ``stem_1 + suffix``, ... when taken.
 
     The bytes go to a temporary file first (its name is unique to this
-    process and thread), which is then hard-linked under
-    the first free name: a link never replaces an existing file, so
-    concurrent writers never overwrite each other or an existing file, and a
-    crash never leaves a half-written file under a final name.  Where the
-    file system has no hard links, the name is claimed with ``O_EXCL`` and
-    the temporary file moved onto it.
+    process and thread), which is then hard-linked under the first free
+    name: a link never replaces an existing file, so concurrent writers
+    never overwrite each other or an existing file, and a crash never leaves
+    a half-written file under a final name.  Where the file system has no
+    hard links, the name is claimed with ``O_EXCL`` and the temporary file
+    moved onto it.
     """
     tmp = os.path.join(folder, f".tmp-{os.getpid()}-{threading.get_ident()}-{_RUN}{suffix}")
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
