@@ -172,14 +172,76 @@ def _cmd_phone(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_reader(spec: str | None, say):
+    """The recognizer that ``--model`` names: a file, ``baseline``, or (default) the shipped sequence model."""
+    if spec == "baseline":
+        from .recognizer import default_recognizer
+
+        return default_recognizer(say)
+    from .model import SequenceRecognizer, shipped_model_path
+
+    path = shipped_model_path() if spec is None else Path(spec)
+    if spec is None and not path.is_file():
+        raise ValueError(f"--model: the shipped model {path} is missing; give --model PATH or --model baseline")
+    try:
+        return SequenceRecognizer.load(path)
+    except ValueError as sequence_error:
+        from .recognizer import BaselineRecognizer
+
+        try:
+            return BaselineRecognizer.load(path)
+        except Exception:  # not a baseline file either: report why it is not a sequence model
+            raise ValueError(f"--model: {str(sequence_error).removeprefix('model: ')}") from None
+
+
 def _cmd_recognize(args: argparse.Namespace) -> int:
-    from .recognizer import BaselineRecognizer, default_recognizer, read_png
+    from .recognizer import read_png
 
     images = [read_png(path) for path in args.files]
     say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
-    model = BaselineRecognizer.load(args.model) if args.model else default_recognizer(say)
-    for path, digits in zip(args.files, model.predict(images)):
-        print(f"{path}: {digits}")
+    model = _load_reader(args.model, say)
+    if hasattr(model, "predict_with_confidence"):
+        reads, confidence = model.predict_with_confidence(images)
+        shown = [f"{c:.3f}" for c in confidence]
+    else:
+        reads, shown = model.predict(images), ["-"] * len(images)
+    for path, digits, c in zip(args.files, reads, shown):
+        print(f"{digits or '-'}\t{c}\t{path}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_mnist
+    from .model import SequenceRecognizer
+    from .train import train
+    from .validation import positive_int
+
+    if (args.steps is None) == (args.minutes is None):
+        raise ValueError("--steps, --minutes: give exactly one of them")
+    if args.minutes is not None and not 0 < args.minutes <= 24 * 60:
+        raise ValueError(f"--minutes: expected a number of minutes in (0, 1440], got {args.minutes:g}")
+    if args.steps is not None:
+        positive_int(args.steps, "--steps")
+    positive_int(args.batch_size, "--batch-size")
+    if not 0 < args.lr < 1:
+        raise ValueError(f"--lr: expected a learning rate in (0, 1), got {args.lr:g}")
+    if args.workers < 0:
+        raise ValueError(f"--workers: expected an int >= 0, got {args.workers}")
+    out = Path(args.out)
+    if not args.out or out.is_dir():
+        raise ValueError(f"--out: expected a file path for the model, got {args.out!r}")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out: {out} exists; pass --overwrite to replace it")
+    log = Path(args.log) if args.log else out.with_suffix(".csv")
+    digits = load_mnist("train", source=args.source)
+    recognizer = SequenceRecognizer(seed=args.seed)
+    rows = train(recognizer, digits, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+                 lr=args.lr, seed=args.seed, workers=args.workers, log_path=log, progress=not args.quiet)
+    recognizer.save(out)
+    last = rows[-1]
+    print(f"trained {last['step']} steps ({last['samples']} sequences, {last['seconds']:.0f} s) on "
+          f"{len(digits)} {digits.name} train digits; running char accuracy {last['char_accuracy']:.3f}; "
+          f"wrote {out} and {log}")
     return 0
 
 
@@ -213,9 +275,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("recognize", help="read the digits in sequence images (PNG, 28 pixels high)")
     p.add_argument("files", nargs="+", help="PNG files")
-    p.add_argument("--model", help="a saved BaselineRecognizer (default: trained once, cached)")
+    p.add_argument("--model", help="a saved model file, or 'baseline' for the segment-and-classify "
+                                   "recognizer (default: the shipped sequence model)")
     p.add_argument("--quiet", action="store_true", help="no training message")
     p.set_defaults(run=_cmd_recognize)
+
+    p = sub.add_parser("train", help="train the CTC sequence model on generated sequences of train digits")
+    p.add_argument("--out", required=True, help="model file to write (its learning curve goes beside it, .csv)")
+    p.add_argument("--minutes", type=float, help="time budget, turned into a step count by a short probe")
+    p.add_argument("--steps", type=int, help="number of batches (reproducible; instead of --minutes)")
+    p.add_argument("--batch-size", type=int, default=64, help="sequences per batch (default 64)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 0.003)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches (default 0)")
+    p.add_argument("--workers", type=int, default=1, help="DataLoader worker processes (default 1)")
+    p.add_argument("--source", default="auto",
+                   help="train digits: auto, mnist, sample or a folder of MNIST files (default auto)")
+    p.add_argument("--log", help="learning-curve CSV (default: --out with .csv)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("info", help="where digits come from and how many there are")
     p.add_argument("--data-dir", help="cache folder (default: $SEQGEN_DATA_DIR or the OS cache)")

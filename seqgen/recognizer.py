@@ -275,8 +275,11 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     """A grayscale PNG as a ``(28, W)`` float32 image in [0, 1]."""
     from PIL import Image
 
-    with Image.open(path) as png:
-        image = np.asarray(png.convert("L"), dtype=np.float32) / 255.0
+    try:
+        with Image.open(path) as png:
+            image = np.asarray(png.convert("L"), dtype=np.float32) / 255.0
+    except Image.DecompressionBombError:
+        raise ValueError(f"{path}: too many pixels for a sequence image (over Pillow's limit)") from None
     if image.shape[0] != 28:
         raise ValueError(f"{path}: expected an image 28 pixels high, got {image.shape[0]}")
     return image
@@ -294,14 +297,14 @@ def native_width(spacing_range: tuple[int, int], digits: int = 11) -> int:
     return digits * 28 + (digits - 1) * max(spacing_range[1], 0)
 
 
-def evaluate_grid(recognizer: BaselineRecognizer, test_digits: DigitSet, n: int = 200, *,
+def evaluate_grid(recognizer, test_digits: DigitSet, n: int = 200, *,
                   spacings=GRID_SPACINGS, widths=("native", 200), augments=GRID_AUGMENTS, seed=0) -> list[dict]:
     """Accuracy on phone numbers composed from held-out digits, over a grid of conditions.
 
     Parameters
     ----------
-    recognizer : BaselineRecognizer
-        A fitted model (trained on the train split only).
+    recognizer : BaselineRecognizer or SequenceRecognizer
+        A fitted model (trained on the train split only); anything with ``evaluate(images, labels)``.
     test_digits : DigitSet
         The digits to compose from; must be a test split.
     n : int

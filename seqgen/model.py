@@ -1,0 +1,253 @@
+"""The CTC sequence model: a small CNN over the 28-pixel height, a BiLSTM over the width.
+
+``CRNN`` maps ``(B, 28, W)`` images to ``(B, W // 4, 11)`` per-column log-probabilities
+(10 digits and the CTC blank, :data:`seqgen.dataset.BLANK`); :func:`greedy_decode`
+turns them into digit strings and a confidence per read; :class:`SequenceRecognizer`
+wraps both behind the surface of :class:`seqgen.recognizer.BaselineRecognizer`
+(``fit``/``predict``/``evaluate``, ``save``/``load``).
+
+Saved files are a state dict plus plain values, read with ``torch.load(...,
+weights_only=True)``: loading never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .dataset import BLANK, NUM_CLASSES
+from .recognizer import check_images, score
+
+ARCHITECTURE = "seqgen-crnn"
+FORMAT = 1  # version of the saved-file layout
+#: Each output column covers this many image columns (two 2x2 poolings).
+STRIDE = 4
+#: Images read at once by :meth:`SequenceRecognizer.predict`.
+PREDICT_BATCH = 256
+
+
+class CRNN(nn.Module):
+    """Convolutions over the height, a bidirectional LSTM over the width, scores per column.
+
+    Parameters
+    ----------
+    channels : (int, int, int)
+        Channels of the three 3x3 convolutions (the first two followed by 2x2 max pooling).
+    hidden : int
+        LSTM units in each direction.
+    features : int
+        Width of the projection from the flattened convolution column to the LSTM.
+    """
+
+    def __init__(self, channels=(16, 32, 64), hidden: int = 96, features: int = 128):
+        super().__init__()
+        c1, c2, c3 = (int(c) for c in channels)
+        self.config = {"channels": [c1, c2, c3], "hidden": int(hidden), "features": int(features)}
+        # Pooling before batch norm and ReLU keeps the element-wise work at a quarter
+        # of the convolution's output size (max pooling commutes with the ReLU).
+        self.cnn = nn.Sequential(
+            nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c1), nn.ReLU(inplace=True),
+            nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c2), nn.ReLU(inplace=True),
+            nn.Conv2d(c2, c3, 3, padding=1, bias=False), nn.BatchNorm2d(c3), nn.ReLU(inplace=True),
+        )
+        self.project = nn.Linear(c3 * (28 // STRIDE), features)
+        self.rnn = nn.LSTM(features, hidden, bidirectional=True, batch_first=True)
+        self.classify = nn.Linear(2 * hidden, NUM_CLASSES)
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 28, W)`` float images (1 = white paper) -> ``(B, W // 4, 11)`` log-probabilities."""
+        ink = (1.0 - images).unsqueeze(1).contiguous(memory_format=torch.channels_last)
+        maps = self.cnn(ink)  # (B, C, 7, W // 4)
+        b, c, h, w = maps.shape
+        columns = maps.permute(0, 3, 1, 2).reshape(b, w, c * h)
+        sequence, _ = self.rnn(torch.relu(self.project(columns)))
+        return self.classify(sequence).log_softmax(-1)
+
+
+def output_length(image_width: int) -> int:
+    """Number of score columns the model gives for an image ``image_width`` pixels wide."""
+    return int(image_width) // STRIDE
+
+
+def greedy_decode(log_probs) -> tuple[list[str], np.ndarray]:
+    """Best-path CTC decoding: most likely class per column, repeats merged, blanks dropped.
+
+    Parameters
+    ----------
+    log_probs : array or tensor, shape (B, T, 11)
+        Per-column log-probabilities (classes 0-9 are digits, 10 the blank).
+
+    Returns
+    -------
+    strings : list of str
+        The decoded digit strings.
+    confidence : ndarray, shape (B,), float64
+        Probability of each best path: the product of its columns' probabilities.
+    """
+    scores = torch.as_tensor(log_probs)
+    if scores.ndim != 3 or scores.shape[-1] != NUM_CLASSES:
+        raise ValueError(f"log_probs: expected shape (B, T, {NUM_CLASSES}), got {tuple(scores.shape)}")
+    best, path = scores.max(dim=-1)
+    confidence = best.double().sum(dim=1).exp().numpy()
+    path = path.numpy()
+    keep = path != BLANK
+    keep[:, 1:] &= path[:, 1:] != path[:, :-1]
+    strings = ["".join(map(str, row[mask].tolist())) for row, mask in zip(path, keep)]
+    return strings, confidence
+
+
+def _fused(model: CRNN) -> CRNN:
+    """A copy of ``model`` for inference with each batch norm folded into its convolution."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fused = CRNN(**model.config)
+    fused.load_state_dict(model.state_dict())
+    fused.eval()
+    layers = list(fused.cnn)
+    out = []
+    for layer in layers:
+        if isinstance(layer, nn.BatchNorm2d):
+            conv = next(i for i in range(len(out) - 1, -1, -1) if isinstance(out[i], nn.Conv2d))
+            pool = out[conv + 1:]
+            # batch norm commutes with max pooling only for positive scales
+            if all(isinstance(p, nn.MaxPool2d) for p in pool) and bool((layer.weight > 0).all()):
+                out[conv] = fuse_conv_bn_eval(out[conv], layer)
+                continue
+        out.append(layer)
+    fused.cnn = nn.Sequential(*out).to(memory_format=torch.channels_last)
+    return fused
+
+
+class SequenceRecognizer:
+    """Reads digit-sequence images of any width with a :class:`CRNN` and CTC decoding.
+
+    Parameters
+    ----------
+    channels, hidden, features
+        The architecture, as in :class:`CRNN`.
+    seed : int
+        Seeds the initial weights (through a private torch generator state).
+    """
+
+    def __init__(self, channels=(16, 32, 64), hidden: int = 96, features: int = 128, seed: int = 0):
+        from .validation import as_rng
+
+        as_rng(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            self.model = CRNN(channels, hidden, features)
+        self.trained_on: str | None = None
+        self.training: dict = {}
+        self._inference: CRNN | None = None
+
+    @property
+    def num_parameters(self) -> int:
+        """Trainable parameters of the model."""
+        return sum(p.numel() for p in self.model.parameters())
+
+    def fit(self, digits, seed=0, **options) -> "SequenceRecognizer":
+        """Train on sequences composed from ``digits`` (a train DigitSet); returns ``self``.
+
+        ``options`` go to :func:`seqgen.train.train` (``steps``, ``minutes``,
+        ``batch_size``, ``workers``, ``log_path``, ``progress``, ...).
+        """
+        from .train import train
+
+        train(self, digits, seed=seed, **options)
+        return self
+
+    def _inference_model(self) -> CRNN:
+        if self._inference is None:
+            self._inference = _fused(self.model)
+        return self._inference
+
+    def log_probs(self, images) -> list[np.ndarray]:
+        """Per-column log-probabilities ``(W // 4, 11)`` for each image."""
+        items = check_images(images)
+        out: list[np.ndarray | None] = [None] * len(items)
+        model = self._inference_model()
+        by_width: dict[int, list[int]] = {}
+        for i, im in enumerate(items):
+            by_width.setdefault(im.shape[1], []).append(i)
+        with torch.inference_mode():
+            for width, index in by_width.items():
+                if output_length(width) < 1:
+                    raise ValueError(f"images: expected images at least {STRIDE} pixels wide, got {width}")
+                for start in range(0, len(index), PREDICT_BATCH):
+                    part = index[start:start + PREDICT_BATCH]
+                    x = torch.from_numpy(np.stack([items[i] for i in part]).astype(np.float32, copy=False))
+                    scores = model(x).numpy()
+                    for i, s in zip(part, scores):
+                        out[i] = s
+        return out
+
+    def predict_with_confidence(self, images) -> tuple[list[str], np.ndarray]:
+        """Read each image: digit strings and the probability of each best path."""
+        strings, confidence = [], []
+        for scores in self.log_probs(images):
+            s, c = greedy_decode(scores[None])
+            strings += s
+            confidence.append(c[0])
+        return strings, np.asarray(confidence, dtype=np.float64)
+
+    def predict(self, images) -> list[str]:
+        """Read each ``(28, W)`` image (float, 1 = white) as a digit string ("" when blank)."""
+        return self.predict_with_confidence(images)[0]
+
+    def evaluate(self, images, labels) -> dict:
+        """Read ``images`` and :func:`seqgen.recognizer.score` the result against ``labels``."""
+        return score(self.predict(images), labels)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the weights and settings to ``path`` atomically (a torch file of plain values)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"format": FORMAT, "architecture": ARCHITECTURE, "config": self.model.config,
+                 "state_dict": self.model.state_dict(), "trained_on": self.trained_on or "",
+                 "training": self.training}
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SequenceRecognizer":
+        """Read a model written by :meth:`save`; anything else raises ``ValueError``."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"model: {path} is not a file")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises several types for a damaged or foreign file
+            raise ValueError(f"model: {path} is not a seqgen sequence model ({type(exc).__name__})") from None
+        if not isinstance(state, dict) or state.get("architecture") != ARCHITECTURE:
+            raise ValueError(f"model: {path} is not a seqgen sequence model (no {ARCHITECTURE!r} header)")
+        if state.get("format") != FORMAT:
+            raise ValueError(f"model: {path} has file format {state.get('format')!r}; this seqgen reads {FORMAT}")
+        config = state.get("config") or {}
+        try:
+            model = cls(**config)
+            model.model.load_state_dict(state["state_dict"])
+        except (TypeError, KeyError, RuntimeError) as exc:
+            reason = str(exc).splitlines()[0]
+            raise ValueError(f"model: {path} does not match the {ARCHITECTURE} architecture ({reason})") from None
+        model.model.eval()
+        model.trained_on = state.get("trained_on") or None
+        model.training = dict(state.get("training") or {})
+        return model
+
+
+def shipped_model_path() -> Path:
+    """The checkpoint shipped in the repository's ``models/`` folder (trained on the offline sample)."""
+    return Path(__file__).resolve().parents[1] / "models" / "crnn-sample.pt"

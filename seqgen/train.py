@@ -1,0 +1,223 @@
+"""Training the sequence model on seqgen's own batches: DataGenerator -> DataLoader -> CTC loss.
+
+Every batch comes from a :class:`seqgen.DataGenerator` over the digits given (the
+train split), one of several *recipes* (width, spacing, length, augmentation) in
+turn, through a ``torch.utils.data.DataLoader`` with worker processes.  Batch
+``i`` of a run is a pure function of ``(seed, i)``, and the weights start from
+``seed``, so a run of a fixed number of steps is reproducible.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import DigitSet
+from .dataset import BLANK, DataGenerator, encode_labels
+from .model import SequenceRecognizer, greedy_decode, output_length
+from .recognizer import score
+
+#: The conditions the shipped model is trained on, drawn in turn: touching to wide
+#: spacings, widths from 160 to 350, phone numbers and random lengths, with and
+#: without augmentation.
+RECIPES = (
+    {"image_width": 300, "spacing_range": (2, 10), "length": "phone", "augment": None},
+    {"image_width": 200, "spacing_range": (-2, 0), "length": "phone", "augment": None},
+    {"image_width": 300, "spacing_range": (2, 10), "length": "phone", "augment": "default"},
+    {"image_width": 250, "spacing_range": (-4, 6), "length": (1, 12), "augment": "light"},
+    {"image_width": 200, "spacing_range": (0, 6), "length": "phone", "augment": "default"},
+    {"image_width": 350, "spacing_range": (5, 20), "length": (4, 11), "augment": None},
+    {"image_width": 160, "spacing_range": (-3, 4), "length": (1, 8), "augment": "light"},
+    {"image_width": 300, "spacing_range": (-2, 2), "length": "phone", "augment": "light"},
+)
+#: Narrowest training width: 12 digits, a blank between repeats, need 23 of its W // 4 columns.
+MIN_WIDTH = 96
+LOG_COLUMNS = ("step", "samples", "seconds", "lr", "loss", "char_accuracy")
+
+
+class RecipeBatches(torch.utils.data.Dataset):
+    """Batch ``i`` is batch ``i // k`` of the DataGenerator of recipe ``i % k``, CTC-encoded.
+
+    A map-style dataset of whole batches, for ``DataLoader(..., batch_size=None)``.
+    Items are ``(images, targets, lengths, labels)``.
+    """
+
+    def __init__(self, digits: DigitSet, steps: int, batch_size: int, recipes=RECIPES, seed: int = 0):
+        seeds = np.random.SeedSequence(seed).generate_state(len(recipes), dtype=np.uint64)
+        self.generators = [DataGenerator(batch_size=batch_size, seed=int(s % 2**63), split=digits.split or "train",
+                                         source=digits, batches_per_epoch=max(1, math.ceil(steps / len(recipes))),
+                                         threads=1, **recipe)
+                           for recipe, s in zip(recipes, seeds)]
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int):
+        k = len(self.generators)
+        images, labels = self.generators[index % k][index // k]
+        targets, lengths = encode_labels(labels)
+        return torch.from_numpy(images), torch.from_numpy(targets), torch.from_numpy(lengths), list(labels)
+
+
+def _schedule(step: int, steps: int, lr: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 2% of ``lr`` at the last step."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def estimate_steps(recognizer: SequenceRecognizer, digits: DigitSet, minutes: float, batch_size: int,
+                   recipes=RECIPES, seed: int = 0, probe_steps: int = 16) -> int:
+    """Steps that fit in ``minutes``, from the time of a few training steps on a throw-away copy."""
+    probe = SequenceRecognizer(**recognizer.model.config)
+    data = RecipeBatches(digits, probe_steps, batch_size, recipes, seed)
+    optimizer = torch.optim.AdamW(probe.model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CTCLoss(blank=BLANK, zero_infinity=True)
+    start = None
+    for i in range(probe_steps):
+        if i == 2:
+            start = time.perf_counter()
+        images, targets, lengths, _ = data[i]
+        _step(probe.model, optimizer, loss_fn, images, targets, lengths)
+    per_step = (time.perf_counter() - start) / (probe_steps - 2)
+    return max(1, int(minutes * 60 / per_step))
+
+
+def _step(model, optimizer, loss_fn, images, targets, lengths) -> tuple[float, torch.Tensor]:
+    log_probs = model(images)
+    input_lengths = torch.full((len(images),), log_probs.shape[1], dtype=torch.long)
+    loss = loss_fn(log_probs.transpose(0, 1), targets, input_lengths, lengths)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    optimizer.step()
+    return float(loss.detach()), log_probs.detach()
+
+
+def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None = None,
+          minutes: float | None = None, batch_size: int = 64, lr: float = 3e-3, recipes=RECIPES,
+          seed: int = 0, workers: int = 1, threads: int | None = None, log_path=None,
+          log_every: int = 50, progress: bool = True) -> list[dict]:
+    """Train ``recognizer`` in place on batches composed from ``digits``.
+
+    Parameters
+    ----------
+    recognizer : SequenceRecognizer
+        The model to train (its weights are updated).
+    digits : DigitSet
+        Digits to compose training sequences from; a test split is refused.
+    steps : int, optional
+        Number of batches; a fixed count makes the run reproducible.
+    minutes : float, optional
+        Instead of ``steps``: a time budget, turned into a step count from the
+        speed of a short probe (the count is logged, so the run can be repeated
+        with ``steps``).
+    batch_size, lr : int, float
+        Sequences per batch; peak learning rate of AdamW (warm-up, cosine decay).
+    recipes : sequence of dict
+        DataGenerator settings drawn in turn (see :data:`RECIPES`).
+    seed : int
+        Seeds the batches; the weights are seeded when the recognizer is made.
+    workers : int
+        DataLoader worker processes drawing batches (0: in this process).
+    threads : int, optional
+        Torch threads for the model (default: one per core).
+    log_path : path, optional
+        CSV learning curve (:data:`LOG_COLUMNS`), one row every ``log_every`` steps.
+    progress : bool
+        Show a tqdm bar with the loss and a running character accuracy.
+
+    Returns
+    -------
+    list of dict
+        The learning-curve rows.
+    """
+    from tqdm.auto import tqdm
+
+    from .validation import positive_int
+
+    if not isinstance(recognizer, SequenceRecognizer):
+        raise TypeError(f"recognizer: expected a SequenceRecognizer, got {type(recognizer).__name__}")
+    if not isinstance(digits, DigitSet):
+        raise TypeError(f"digits: expected a DigitSet, got {type(digits).__name__}")
+    if digits.split == "test":
+        raise ValueError("digits: a model is never trained on test digits; pass a train split")
+    if (steps is None) == (minutes is None):
+        raise ValueError("steps, minutes: give exactly one of them")
+    if minutes is not None and not (isinstance(minutes, (int, float)) and 0 < minutes < math.inf):
+        raise ValueError(f"minutes: expected a positive number, got {minutes!r}")
+    batch_size = positive_int(batch_size, "batch_size")
+    log_every = positive_int(log_every, "log_every")
+    if not (isinstance(lr, (int, float)) and 0 < lr < math.inf):
+        raise ValueError(f"lr: expected a positive number, got {lr!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers: expected an int >= 0, got {workers!r}")
+    if not recipes:
+        raise ValueError("recipes: expected at least one recipe")
+    for recipe in recipes:
+        width = recipe.get("image_width", 200)
+        if width < MIN_WIDTH:
+            raise ValueError(f"recipes: image_width must be at least {MIN_WIDTH} for CTC, got {width}")
+    if threads is not None:
+        torch.set_num_threads(positive_int(threads, "threads"))
+    if minutes is not None:
+        steps = estimate_steps(recognizer, digits, minutes, batch_size, recipes, seed)
+    steps = positive_int(steps, "steps")
+
+    data = RecipeBatches(digits, steps, batch_size, recipes, seed)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=workers,
+                                         prefetch_factor=4 if workers else None)
+    model = recognizer.model
+    model.train()
+    recognizer._inference = None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    loss_fn = torch.nn.CTCLoss(blank=BLANK, zero_infinity=True)
+    warmup = min(200, max(1, steps // 10))
+    rows, losses, reads, truths = [], [], [], []
+    log = None
+    if log_path is not None:
+        log_path = Path(log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "w", newline="")
+        writer = csv.DictWriter(log, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+    start = time.perf_counter()
+    try:
+        with tqdm(total=steps, unit="batch", disable=not progress, mininterval=1.0) as bar:
+            for step, (images, targets, lengths, labels) in enumerate(loader):
+                for group in optimizer.param_groups:
+                    group["lr"] = _schedule(step, steps, lr, warmup)
+                loss, log_probs = _step(model, optimizer, loss_fn, images, targets, lengths)
+                losses.append(loss)
+                reads += greedy_decode(log_probs)[0]
+                truths += labels
+                if (step + 1) % log_every == 0 or step + 1 == steps:
+                    row = {"step": step + 1, "samples": (step + 1) * batch_size,
+                           "seconds": round(time.perf_counter() - start, 2),
+                           "lr": round(optimizer.param_groups[0]["lr"], 6),
+                           "loss": round(float(np.mean(losses)), 4),
+                           "char_accuracy": round(score(reads, truths)["char_accuracy"], 4)}
+                    rows.append(row)
+                    if log is not None:
+                        writer.writerow(row)
+                        log.flush()
+                    bar.set_postfix(loss=row["loss"], acc=row["char_accuracy"])
+                    losses, reads, truths = [], [], []
+                bar.update(1)
+    finally:
+        if log is not None:
+            log.close()
+    model.eval()
+    recognizer.trained_on = f"{digits.name}/{digits.split}"
+    recognizer.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+                           "samples": steps * batch_size, "seconds": round(time.perf_counter() - start, 1)}
+    return rows
+

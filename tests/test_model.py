@@ -1,0 +1,165 @@
+"""The CTC sequence model: shapes, decoding, save/load and refusals, and the shipped checkpoint."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from seqgen import generate_phone_numbers
+from seqgen.dataset import BLANK, NUM_CLASSES
+from seqgen.model import CRNN, SequenceRecognizer, greedy_decode, output_length, shipped_model_path
+
+
+@pytest.fixture(scope="module")
+def small():
+    """An untrained model (decoding and file handling do not need a trained one)."""
+    return SequenceRecognizer(channels=(4, 8, 8), hidden=8, features=16, seed=3)
+
+
+@pytest.mark.parametrize("width", [96, 200, 301, 1000])
+def test_one_column_of_scores_per_four_pixels_for_any_width(width):
+    model = CRNN().eval()
+    with torch.inference_mode():
+        out = model(torch.rand(3, 28, width))
+    assert out.shape == (3, width // 4, NUM_CLASSES) == (3, output_length(width), 11)
+    np.testing.assert_allclose(out.exp().sum(-1).numpy(), 1.0, atol=1e-5)
+
+
+def test_default_model_is_small():
+    assert 100_000 < SequenceRecognizer().num_parameters < 1_000_000
+
+
+def _table(path: list[int], p: float = 0.9) -> np.ndarray:
+    """Log-probabilities whose best path is ``path``, each column's best at probability ``p``."""
+    table = np.full((1, len(path), NUM_CLASSES), (1 - p) / (NUM_CLASSES - 1))
+    table[0, np.arange(len(path)), path] = p
+    return np.log(table)
+
+
+@pytest.mark.parametrize("path, expected", [
+    ([BLANK, 1, 1, BLANK, 1, 2, 2, BLANK], "112"),   # a blank separates the repeated 1s
+    ([3, 3, 3], "3"),                                  # repeats merge
+    ([BLANK] * 5, ""),                                 # all blank reads nothing
+    ([0, BLANK, 0, BLANK, 0], "000"),
+    ([7, 8, 9, BLANK, 0], "7890"),
+])
+def test_greedy_decoding_merges_repeats_and_drops_blanks(path, expected):
+    strings, confidence = greedy_decode(_table(path))
+    assert strings == [expected]
+    assert confidence[0] == pytest.approx(0.9 ** len(path))
+
+
+def test_greedy_decoding_refuses_a_wrong_shape():
+    with pytest.raises(ValueError, match=r"log_probs: expected shape \(B, T, 11\)"):
+        greedy_decode(np.zeros((2, 5, 10)))
+
+
+def test_inference_with_batch_norm_folded_reads_as_the_training_model(small, test_digits):
+    images, _ = generate_phone_numbers(6, 160, source=test_digits, seed=0)
+    model = SequenceRecognizer(seed=1).model.eval()
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+    recognizer = SequenceRecognizer(seed=1)
+    recognizer.model.load_state_dict(model.state_dict())
+    recognizer.model.eval()
+    with torch.inference_mode():
+        direct = model(torch.from_numpy(images)).numpy()
+    folded = np.stack(recognizer.log_probs(images))
+    np.testing.assert_allclose(folded, direct, atol=1e-4)
+
+
+def test_predictions_for_mixed_widths_keep_the_input_order(small, test_digits):
+    a, _ = generate_phone_numbers(2, 120, source=test_digits, seed=0)
+    b, _ = generate_phone_numbers(2, 200, source=test_digits, seed=1)
+    images = [a[0], b[0], a[1], b[1]]
+    scores = small.log_probs(images)
+    assert [s.shape[0] for s in scores] == [30, 50, 30, 50]
+    np.testing.assert_allclose(scores[1], small.log_probs([b[0]])[0], atol=1e-5)  # batch size may move the last bit
+
+
+def test_bad_images_are_refused(small):
+    with pytest.raises(ValueError, match="images: expected shape"):
+        small.predict(np.ones((2, 27, 100), np.float32))
+    with pytest.raises(ValueError, match="at least 4 pixels wide"):
+        small.predict(np.ones((1, 28, 3), np.float32))
+
+
+def test_save_and_load_give_the_same_reads(small, tmp_path, test_digits):
+    images, _ = generate_phone_numbers(8, 200, source=test_digits, seed=2)
+    small.training = {"steps": 3}
+    path = small.save(tmp_path / "m.pt")
+    again = SequenceRecognizer.load(path)
+    assert again.model.config == small.model.config and again.training == {"steps": 3}
+    before, after = small.predict_with_confidence(images), again.predict_with_confidence(images)
+    assert before[0] == after[0]
+    np.testing.assert_array_equal(before[1], after[1])
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary left
+
+
+def test_a_file_that_is_not_a_model_is_refused(tmp_path, small):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a model at all" * 10)
+    with pytest.raises(ValueError, match="garbage.pt is not a seqgen sequence model"):
+        SequenceRecognizer.load(garbage)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(small.save(tmp_path / "whole.pt").read_bytes()[:2000])
+    with pytest.raises(ValueError, match="truncated.pt is not a seqgen sequence model"):
+        SequenceRecognizer.load(truncated)
+    with pytest.raises(ValueError, match="is not a file"):
+        SequenceRecognizer.load(tmp_path / "missing.pt")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_loading_never_unpickles_arbitrary_objects(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"architecture": "seqgen-crnn", "format": 1, "payload": _Payload()}, path)
+    with pytest.raises(ValueError, match="is not a seqgen sequence model"):
+        SequenceRecognizer.load(path)
+    assert "unpickled!" not in capsys.readouterr().out
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"model": _Payload()}))
+    with pytest.raises(ValueError, match="is not a seqgen sequence model"):
+        SequenceRecognizer.load(plain)
+    assert "unpickled!" not in capsys.readouterr().out
+
+
+def test_a_file_of_another_architecture_is_refused(tmp_path, small):
+    other = tmp_path / "other.pt"
+    torch.save({"format": 1, "architecture": "something-else", "state_dict": {}}, other)
+    with pytest.raises(ValueError, match="no 'seqgen-crnn' header"):
+        SequenceRecognizer.load(other)
+    mismatched = tmp_path / "mismatched.pt"
+    state = {"format": 1, "architecture": "seqgen-crnn", "config": {"channels": [4, 8, 8], "hidden": 9,
+                                                                    "features": 16},
+             "state_dict": small.model.state_dict()}
+    torch.save(state, mismatched)
+    with pytest.raises(ValueError, match="does not match the seqgen-crnn architecture"):
+        SequenceRecognizer.load(mismatched)
+    newer = tmp_path / "newer.pt"
+    torch.save({**state, "format": 99}, newer)
+    with pytest.raises(ValueError, match="file format 99"):
+        SequenceRecognizer.load(newer)
+
+
+def test_shipped_checkpoint_reads_held_out_phone_numbers(test_digits):
+    path = shipped_model_path()
+    assert path.is_file() and path.stat().st_size <= 5 * 2**20
+    model = SequenceRecognizer.load(path)
+    assert model.trained_on == "sample/train" and model.num_parameters < 1_000_000
+    images, labels = generate_phone_numbers(100, 300, (2, 10), source=test_digits, seed=123)
+    reads, confidence = model.predict_with_confidence(images)
+    scores = model.evaluate(images, labels)
+    assert scores["char_accuracy"] >= 0.95  # the benchmark's target is 0.985 on 500
+    right = np.array([r == t for r, t in zip(reads, labels)])
+    assert confidence[right].mean() > confidence[~right].mean() if (~right).any() else True
+    touching, labels = generate_phone_numbers(100, 200, (-2, 0), source=test_digits, seed=123)
+    assert model.evaluate(touching, labels)["char_accuracy"] >= 0.9

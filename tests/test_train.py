@@ -1,0 +1,101 @@
+"""Training the sequence model: loss goes down, runs repeat exactly, logs and refusals."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from seqgen.dataset import BLANK
+from seqgen.model import SequenceRecognizer
+from seqgen.train import LOG_COLUMNS, RECIPES, RecipeBatches, train
+
+TINY = dict(channels=(4, 8, 16), hidden=16, features=32)
+RECIPE = ({"image_width": 120, "spacing_range": (2, 6), "length": (2, 4), "augment": None},
+          {"image_width": 100, "spacing_range": (-2, 0), "length": (1, 3), "augment": "light"})
+
+
+def test_batches_follow_the_recipes_in_turn(train_digits):
+    data = RecipeBatches(train_digits, steps=4, batch_size=5, recipes=RECIPE, seed=0)
+    widths = [data[i][0].shape for i in range(4)]
+    assert widths == [(5, 28, 120), (5, 28, 100), (5, 28, 120), (5, 28, 100)]
+    images, targets, lengths, labels = data[1]
+    assert images.dtype == torch.float32 and targets.dtype == torch.int64
+    assert [len(label) for label in labels] == lengths.tolist()
+    for row, label in zip(targets.tolist(), labels):
+        assert row[: len(label)] == [int(c) for c in label] and set(row[len(label):]) <= {BLANK}
+    again = RecipeBatches(train_digits, steps=4, batch_size=5, recipes=RECIPE, seed=0)
+    assert torch.equal(again[3][0], data[3][0]) and again[3][3] == data[3][3]
+    assert not torch.equal(RecipeBatches(train_digits, 4, 5, RECIPE, seed=1)[3][0], data[3][0])
+
+
+def test_the_default_recipes_cover_touching_to_wide_and_augmentation():
+    spacings = [r["spacing_range"] for r in RECIPES]
+    assert min(lo for lo, _ in spacings) < 0 and max(hi for _, hi in spacings) >= 20
+    assert {r["augment"] for r in RECIPES} >= {None, "light", "default"}
+    assert any(r["length"] != "phone" for r in RECIPES)
+    assert len({r["image_width"] for r in RECIPES}) >= 4
+
+
+def test_a_short_run_lowers_the_loss_and_logs_the_curve(train_digits, tmp_path):
+    model = SequenceRecognizer(**TINY, seed=0)
+    rows = train(model, train_digits, steps=60, batch_size=16, lr=1e-2, recipes=RECIPE, workers=0,
+                 log_path=tmp_path / "curve.csv", log_every=10, progress=False)
+    losses = [row["loss"] for row in rows]
+    assert len(rows) == 6 and losses[-1] < 0.7 * losses[0]
+    with open(tmp_path / "curve.csv") as f:
+        logged = list(csv.DictReader(f))
+    assert tuple(logged[0]) == LOG_COLUMNS and [int(r["step"]) for r in logged] == list(range(10, 61, 10))
+    assert float(logged[-1]["loss"]) == losses[-1]
+    assert model.trained_on == "sample/train" and model.training["steps"] == 60
+    assert not model.model.training  # left in eval mode
+
+
+def test_same_seed_same_weights_with_worker_processes(train_digits):
+    def weights(workers):
+        model = SequenceRecognizer(**TINY, seed=5)
+        train(model, train_digits, steps=6, batch_size=8, recipes=RECIPE, seed=2, workers=workers, progress=False)
+        return model.model.state_dict()
+
+    a, b = weights(0), weights(2)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = SequenceRecognizer(**TINY, seed=6).model.state_dict()
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_making_a_model_leaves_the_global_torch_random_state_alone():
+    torch.manual_seed(11)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
+    SequenceRecognizer(seed=0)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_fit_is_train_with_the_baseline_surface(train_digits):
+    model = SequenceRecognizer(**TINY).fit(train_digits, steps=2, batch_size=4, recipes=RECIPE, workers=0,
+                                           progress=False)
+    assert model.training["samples"] == 8
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "steps, minutes: give exactly one of them"),
+    ({"steps": 5, "minutes": 1}, "steps, minutes: give exactly one of them"),
+    ({"steps": 0}, "steps: expected a positive int"),
+    ({"minutes": -1}, "minutes: expected a positive number"),
+    ({"steps": 2, "lr": 0}, "lr: expected a positive number"),
+    ({"steps": 2, "workers": -1}, "workers: expected an int >= 0"),
+    ({"steps": 2, "recipes": ()}, "recipes: expected at least one recipe"),
+    ({"steps": 2, "recipes": ({"image_width": 60},)}, "recipes: image_width must be at least 96"),
+])
+def test_bad_training_options_are_refused(train_digits, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train(SequenceRecognizer(**TINY), train_digits, progress=False, **kwargs)
+
+
+def test_test_digits_never_train_a_model(test_digits):
+    with pytest.raises(ValueError, match="never trained on test digits"):
+        train(SequenceRecognizer(**TINY), test_digits, steps=1, progress=False)
+    with pytest.raises(TypeError, match="digits: expected a DigitSet"):
+        train(SequenceRecognizer(**TINY), np.zeros((3, 28, 28)), steps=1, progress=False)
