@@ -173,33 +173,30 @@ def _cmd_phone(args: argparse.Namespace) -> int:
 
 
 def _load_reader(spec: str | None, say):
-    """The recognizer that ``--model`` names: a file, ``baseline``, or (default) the shipped sequence model."""
-    if spec == "baseline":
-        from .recognizer import default_recognizer
-
-        return default_recognizer(say)
+    """The recognizer ``--model`` names: ``baseline``, a saved baseline (``.pkl``), a sequence model file,
+    or (default) the shipped sequence model."""
     from .model import SequenceRecognizer, shipped_model_path
+    from .recognizer import BaselineRecognizer, default_recognizer
 
+    if spec == "baseline":
+        return default_recognizer(say)
     path = shipped_model_path() if spec is None else Path(spec)
     if spec is None and not path.is_file():
         raise ValueError(f"--model: the shipped model {path} is missing; give --model PATH or --model baseline")
     try:
-        return SequenceRecognizer.load(path)
-    except ValueError as sequence_error:
-        from .recognizer import BaselineRecognizer
-
-        try:
+        if path.suffix == ".pkl":  # a pickle: only files the user made with BaselineRecognizer.save
             return BaselineRecognizer.load(path)
-        except Exception:  # not a baseline file either: report why it is not a sequence model
-            raise ValueError(f"--model: {str(sequence_error).removeprefix('model: ')}") from None
+        return SequenceRecognizer.load(path)
+    except ValueError as exc:
+        raise ValueError(f"--model: {str(exc).split(': ', 1)[-1]}") from None
 
 
 def _cmd_recognize(args: argparse.Namespace) -> int:
     from .recognizer import read_png
 
-    images = [read_png(path) for path in args.files]
     say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     model = _load_reader(args.model, say)
+    images = [read_png(path) for path in args.files]
     if hasattr(model, "predict_with_confidence"):
         reads, confidence = model.predict_with_confidence(images)
         shown = [f"{c:.3f}" for c in confidence]
@@ -275,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("recognize", help="read the digits in sequence images (PNG, 28 pixels high)")
     p.add_argument("files", nargs="+", help="PNG files")
-    p.add_argument("--model", help="a saved model file, or 'baseline' for the segment-and-classify "
-                                   "recognizer (default: the shipped sequence model)")
+    p.add_argument("--model", help="a sequence model file (seqgen train), a saved baseline (.pkl), or "
+                                   "'baseline' for the cached baseline recognizer (default: the shipped model)")
     p.add_argument("--quiet", action="store_true", help="no training message")
     p.set_defaults(run=_cmd_recognize)
 

@@ -167,10 +167,8 @@ class SequenceRecognizer:
             self._inference = _fused(self.model)
         return self._inference
 
-    def log_probs(self, images) -> list[np.ndarray]:
-        """Per-column log-probabilities ``(W // 4, 11)`` for each image."""
-        items = check_images(images)
-        out: list[np.ndarray | None] = [None] * len(items)
+    def _score_batches(self, items: list[np.ndarray]):
+        """``(indices, log_probs)`` for batches of equal-width images, at most PREDICT_BATCH each."""
         model = self._inference_model()
         by_width: dict[int, list[int]] = {}
         for i, im in enumerate(items):
@@ -182,19 +180,26 @@ class SequenceRecognizer:
                 for start in range(0, len(index), PREDICT_BATCH):
                     part = index[start:start + PREDICT_BATCH]
                     x = torch.from_numpy(np.stack([items[i] for i in part]).astype(np.float32, copy=False))
-                    scores = model(x).numpy()
-                    for i, s in zip(part, scores):
-                        out[i] = s
+                    yield part, model(x)
+
+    def log_probs(self, images) -> list[np.ndarray]:
+        """Per-column log-probabilities ``(W // 4, 11)`` for each image."""
+        items = check_images(images)
+        out: list[np.ndarray | None] = [None] * len(items)
+        for index, scores in self._score_batches(items):
+            for i, s in zip(index, scores.numpy()):
+                out[i] = s
         return out
 
     def predict_with_confidence(self, images) -> tuple[list[str], np.ndarray]:
-        """Read each image: digit strings and the probability of each best path."""
-        strings, confidence = [], []
-        for scores in self.log_probs(images):
-            s, c = greedy_decode(scores[None])
-            strings += s
-            confidence.append(c[0])
-        return strings, np.asarray(confidence, dtype=np.float64)
+        """Read each image: digit strings and the probability of each best path (its confidence)."""
+        items = check_images(images)
+        strings, confidence = [""] * len(items), np.zeros(len(items), np.float64)
+        for index, scores in self._score_batches(items):
+            reads, probability = greedy_decode(scores)
+            for i, r, p in zip(index, reads, probability):
+                strings[i], confidence[i] = r, p
+        return strings, confidence
 
     def predict(self, images) -> list[str]:
         """Read each ``(28, W)`` image (float, 1 = white) as a digit string ("" when blank)."""

@@ -249,7 +249,10 @@ class BaselineRecognizer:
     def load(cls, path: str | os.PathLike) -> "BaselineRecognizer":
         """Read a model written by :meth:`save`."""
         with open(path, "rb") as f:
-            state = pickle.load(f)
+            try:
+                state = pickle.load(f)
+            except Exception:  # a truncated or foreign file fails in many ways inside pickle
+                state = None
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise ValueError(f"path: {path} is not a seqgen recognizer file (format {_FORMAT})")
         model = cls(copies=state["copies"], C=state["C"])

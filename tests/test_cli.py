@@ -97,3 +97,62 @@ def test_output_dir_that_is_a_file(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "output_path:" in result.stderr and "is a file" in result.stderr
     assert target.read_text() == "keep"
+
+
+def test_recognize_reads_with_the_shipped_sequence_model_by_default(tmp_path, test_digits):
+    from seqgen import generate_phone_numbers
+
+    _, labels = generate_phone_numbers(3, 300, (2, 10), source=test_digits, seed=8, output_path=tmp_path)
+    files = [str(tmp_path / f"{label}.png") for label in labels]
+    result = run_cli("recognize", *files)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [row[2] for row in rows] == files
+    assert sum(row[0] == label for row, label in zip(rows, labels)) >= 2
+    assert all(0.0 <= float(row[1]) <= 1.0 for row in rows)
+
+
+def test_train_writes_a_model_and_its_learning_curve(tmp_path):
+    out = tmp_path / "m.pt"
+    result = run_cli("train", "--steps", "3", "--batch-size", "4", "--workers", "0", "--source", "sample",
+                     "--quiet", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("trained 3 steps (12 sequences") and str(out) in result.stdout
+    assert out.is_file() and (tmp_path / "m.csv").read_text().startswith("step,samples,seconds,lr,loss")
+    again = run_cli("train", "--steps", "3", "--source", "sample", "--quiet", "--out", str(out))
+    assert again.returncode == 2 and "--out:" in again.stderr and "--overwrite" in again.stderr
+    read = run_cli("recognize", "--model", str(out), str(tmp_path / "m.csv"))
+    assert read.returncode == 2 and read.stderr.count("\n") == 1 and "Traceback" not in read.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--out", "m.pt"], "--steps, --minutes: give exactly one of them"),
+    (["train", "--out", "m.pt", "--steps", "5", "--minutes", "1"], "--steps, --minutes: give exactly one of them"),
+    (["train", "--out", "m.pt", "--minutes", "-1"], "--minutes: expected a number of minutes in (0, 1440]"),
+    (["train", "--out", "m.pt", "--steps", "0"], "--steps: expected a positive int, got 0"),
+    (["train", "--out", "m.pt", "--steps", "5", "--batch-size", "0"], "--batch-size: expected a positive int"),
+    (["train", "--out", "m.pt", "--steps", "5", "--lr", "2"], "--lr: expected a learning rate in (0, 1)"),
+    (["train", "--out", "m.pt", "--steps", "5", "--workers", "-1"], "--workers: expected an int >= 0"),
+    (["train", "--out", ".", "--steps", "5"], "--out: expected a file path for the model"),
+    (["train", "--steps", "5"], "the following arguments are required: --out"),
+    (["train", "--out", "m.pt", "--steps", "x"], "argument --steps: invalid int value: 'x'"),
+    (["recognize", "--model", "no-such-model.pt", "a.png"], "--model: no-such-model.pt is not a file"),
+    (["recognize", "a.png"], "No such file"),
+])
+def test_train_and_recognize_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_recognize_with_a_file_that_is_not_a_model(tmp_path, test_digits):
+    from seqgen import generate_phone_numbers
+
+    generate_phone_numbers(1, 200, source=test_digits, seed=0, output_path=tmp_path)
+    png = str(next(tmp_path.glob("*.png")))
+    (tmp_path / "garbage.pt").write_bytes(b"\x00garbage" * 100)
+    result = run_cli("recognize", "--model", str(tmp_path / "garbage.pt"), png)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "--model:" in result.stderr and "is not a seqgen sequence model" in result.stderr

@@ -17,8 +17,9 @@ def code_cells(path: Path) -> list[dict]:
     return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
 
 
-def test_the_four_numbered_notebooks_exist():
-    assert [p.stem for p in NOTEBOOKS] == ["01_data", "02_generation", "03_augmentation", "04_baseline_recognizer"]
+def test_the_five_numbered_notebooks_exist():
+    assert [p.stem for p in NOTEBOOKS] == ["01_data", "02_generation", "03_augmentation", "04_baseline_recognizer",
+                                           "05_sequence_model"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

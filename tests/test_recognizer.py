@@ -84,18 +84,19 @@ def test_grid_uses_held_out_digits_only(small_model, train_digits, test_digits):
     assert native_width((2, 10)) == 11 * 28 + 100
 
 
-def test_cli_recognize_trains_once_then_uses_the_cache(tmp_path, test_digits):
+def test_cli_recognize_baseline_trains_once_then_uses_the_cache(tmp_path, test_digits):
     images, labels = generate_phone_numbers(2, 300, (4, 8), source=test_digits, seed=3, output_path=tmp_path / "png")
     files = [str(tmp_path / "png" / f"{label}.png") for label in labels]
     env = dict(os.environ, SEQGEN_DATA_DIR=str(tmp_path / "cache"))
-    first = subprocess.run([sys.executable, "-m", "seqgen", "recognize", *files], capture_output=True, text=True, env=env)
+    command = [sys.executable, "-m", "seqgen", "recognize", "--model", "baseline"]
+    first = subprocess.run([*command, *files], capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr
     assert "training the baseline recognizer" in first.stderr
-    lines = first.stdout.splitlines()
-    assert [line.split(": ")[0] for line in lines] == files
-    assert all(len(line.split(": ")[1]) == 11 for line in lines)
+    rows = [line.split("\t") for line in first.stdout.splitlines()]
+    assert [row[2] for row in rows] == files and [row[1] for row in rows] == ["-", "-"]  # no confidence
+    assert all(len(row[0]) == 11 for row in rows)
     assert list((tmp_path / "cache").glob("recognizer-*.pkl"))
-    second = subprocess.run([sys.executable, "-m", "seqgen", "recognize", "--quiet", *files], capture_output=True, text=True, env=env)
+    second = subprocess.run([*command, "--quiet", *files], capture_output=True, text=True, env=env)
     assert second.returncode == 0 and second.stdout == first.stdout and "training" not in second.stderr
 
 
