@@ -88,18 +88,27 @@ def greedy_decode(log_probs) -> tuple[list[str], np.ndarray]:
     strings : list of str
         The decoded digit strings.
     confidence : ndarray, shape (B,), float64
-        Probability of each best path: the product of its columns' probabilities.
+        Probability of each decoded string: the sum over all its alignments to
+        the columns (the CTC forward score), not only the best path's, so the
+        uncertain place of a digit's edge does not count as doubt about the digit.
     """
     scores = torch.as_tensor(log_probs)
     if scores.ndim != 3 or scores.shape[-1] != NUM_CLASSES:
         raise ValueError(f"log_probs: expected shape (B, T, {NUM_CLASSES}), got {tuple(scores.shape)}")
-    best, path = scores.max(dim=-1)
-    confidence = best.double().sum(dim=1).exp().numpy()
-    path = path.numpy()
+    path = scores.argmax(dim=-1).numpy()
     keep = path != BLANK
     keep[:, 1:] &= path[:, 1:] != path[:, :-1]
-    strings = ["".join(map(str, row[mask].tolist())) for row, mask in zip(path, keep)]
-    return strings, confidence
+    reads = [row[mask] for row, mask in zip(path, keep)]
+    strings = ["".join(map(str, r.tolist())) for r in reads]
+    lengths = keep.sum(axis=1)
+    targets = np.full((len(reads), max(1, int(lengths.max(initial=0)))), BLANK, np.int64)  # >= 1 column
+    for row, r in zip(targets, reads):
+        row[: len(r)] = r
+    b, t = scores.shape[:2]
+    nll = torch.nn.functional.ctc_loss(scores.transpose(0, 1), torch.from_numpy(targets),
+                                       torch.full((b,), t, dtype=torch.long), torch.from_numpy(lengths),
+                                       blank=BLANK, reduction="none")
+    return strings, np.exp(-nll.double().numpy())
 
 
 def _fused(model: CRNN) -> CRNN:
@@ -220,6 +229,7 @@ class SequenceRecognizer:
         try:
             with os.fdopen(fd, "wb") as f:
                 torch.save(state, f)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is shared like any output
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

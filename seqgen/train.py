@@ -167,8 +167,6 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
     list of dict
         The learning-curve rows.
     """
-    from tqdm.auto import tqdm
-
     from .validation import positive_int
 
     if not isinstance(recognizer, SequenceRecognizer):
@@ -193,8 +191,22 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
         width = recipe.get("image_width", 200)
         if width < MIN_WIDTH:
             raise ValueError(f"recipes: image_width must be at least {MIN_WIDTH} for CTC, got {width}")
+    previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(positive_int(threads, "threads"))
+    try:
+        return _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, workers, log_path,
+                      log_every, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, workers, log_path, log_every,
+           progress) -> list[dict]:
+    from tqdm.auto import tqdm
+
+    from .validation import positive_int
+
     if minutes is not None:
         steps = estimate_steps(recognizer, digits, minutes, batch_size, recipes, seed)
     steps = positive_int(steps, "steps")

@@ -47,9 +47,21 @@ def _table(path: list[int], p: float = 0.9) -> np.ndarray:
     ([7, 8, 9, BLANK, 0], "7890"),
 ])
 def test_greedy_decoding_merges_repeats_and_drops_blanks(path, expected):
-    strings, confidence = greedy_decode(_table(path))
+    strings, confidence = greedy_decode(_table(path, p=0.999))
     assert strings == [expected]
-    assert confidence[0] == pytest.approx(0.9 ** len(path))
+    assert confidence[0] == pytest.approx(0.999 ** len(path), rel=1e-3)  # one alignment carries it all
+
+
+def test_confidence_sums_over_the_alignments_of_the_read():
+    # Column 1 is "1" at 0.6 or blank at 0.4, column 2 is "1": "1" is read by the
+    # paths (1, 1), (blank, 1), whose probabilities add up to 1 (the best path has 0.6).
+    table = np.full((1, 2, NUM_CLASSES), 1e-12)
+    table[0, 0, 1], table[0, 0, BLANK], table[0, 1, 1] = 0.6, 0.4, 1.0
+    strings, confidence = greedy_decode(np.log(table))
+    assert strings == ["1"] and confidence[0] == pytest.approx(1.0, abs=1e-6)
+    table[0, 1, 1], table[0, 1, 7] = 0.7, 0.3  # now the "1" may be a "7"
+    strings, confidence = greedy_decode(np.log(table))
+    assert strings == ["1"] and confidence[0] == pytest.approx(0.6 * 0.7 + 0.4 * 0.7, abs=1e-6)
 
 
 def test_greedy_decoding_refuses_a_wrong_shape():

@@ -40,9 +40,10 @@ def test_the_default_recipes_cover_touching_to_wide_and_augmentation():
 
 
 def test_a_short_run_lowers_the_loss_and_logs_the_curve(train_digits, tmp_path):
+    threads_before = torch.get_num_threads()
     model = SequenceRecognizer(**TINY, seed=0)
     rows = train(model, train_digits, steps=60, batch_size=16, lr=1e-2, recipes=RECIPE, workers=0,
-                 log_path=tmp_path / "curve.csv", log_every=10, progress=False)
+                 threads=1, log_path=tmp_path / "curve.csv", log_every=10, progress=False)
     losses = [row["loss"] for row in rows]
     assert len(rows) == 6 and losses[-1] < 0.7 * losses[0]
     with open(tmp_path / "curve.csv") as f:
@@ -51,12 +52,14 @@ def test_a_short_run_lowers_the_loss_and_logs_the_curve(train_digits, tmp_path):
     assert float(logged[-1]["loss"]) == losses[-1]
     assert model.trained_on == "sample/train" and model.training["steps"] == 60
     assert not model.model.training  # left in eval mode
+    assert torch.get_num_threads() == threads_before
 
 
 def test_same_seed_same_weights_with_worker_processes(train_digits):
     def weights(workers):
         model = SequenceRecognizer(**TINY, seed=5)
-        train(model, train_digits, steps=6, batch_size=8, recipes=RECIPE, seed=2, workers=workers, progress=False)
+        train(model, train_digits, steps=6, batch_size=8, recipes=RECIPE, seed=2, workers=workers, threads=1,
+              progress=False)
         return model.model.state_dict()
 
     a, b = weights(0), weights(2)

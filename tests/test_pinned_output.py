@@ -1,0 +1,63 @@
+"""Pinned output: SHA-256 of images, boxes and labels for every kind of batch, and of a PNG export.
+
+These hashes change only when the output is meant to change; such a change updates them in its
+own commit and says why.  Refactoring (moving code between modules) must keep every one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from seqgen import DataGenerator, generate_numbers_sequence, generate_phone_numbers
+
+CASES = {
+    "native": dict(image_width=400, spacing_range=(2, 10)),
+    "scaled": dict(image_width=150, spacing_range=(2, 10)),
+    "stretched": dict(image_width=250, spacing_range=(0, 4), fit="stretch"),
+    "overlapping": dict(image_width=300, spacing_range=(-8, -2)),
+    "random_align": dict(image_width=420, spacing_range=(5, 12), align="random"),
+    "augmented_default": dict(image_width=200, spacing_range=(2, 10), augment="default"),
+    "augmented_heavy": dict(image_width=300, spacing_range=(-2, 6), augment="heavy"),
+}
+PINNED = {
+}
+
+
+def digest(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_phone_numbers_are_pinned(case, train_digits):
+    images, labels, boxes = generate_phone_numbers(60, source=train_digits, seed=11, return_boxes=True, **CASES[case])
+    assert digest(images, boxes, np.array(labels)) == PINNED[case]
+
+
+def test_one_sequence_is_pinned(train_digits):
+    image, boxes = generate_numbers_sequence("0123456789", 180, (-1, 7), source=train_digits, seed=4,
+                                             augment="light", return_boxes=True)
+    assert digest(image, boxes) == PINNED["sequence"]
+
+
+@pytest.mark.parametrize("length", [(1, 12), 5])
+def test_data_generator_batches_are_pinned(length, train_digits):
+    gen = DataGenerator(batch_size=40, image_width=160, spacing_range=(-3, 8), length=length, augment="light",
+                        source=train_digits, seed=9)
+    images, labels = gen[7]
+    assert digest(images, np.array(labels)) == PINNED[f"generator_{length}"]
+
+
+def test_png_export_is_pinned(train_digits, tmp_path):
+    generate_phone_numbers(30, 200, (2, 10), source=train_digits, seed=5, augment="default", output_path=tmp_path)
+    h = hashlib.sha256()
+    for path in sorted(tmp_path.iterdir()):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    assert h.hexdigest()[:16] == PINNED["png_export"]
