@@ -1,6 +1,7 @@
 """Augmenters: make composed sequences vary like real handwriting and real scans.
 
-Two levels, applied by :func:`seqgen.compose.render_batch`:
+Two levels, applied by :func:`seqgen.compose.render_batch` between the stages of
+:mod:`seqgen.layout` and :mod:`seqgen.raster`:
 
 * glyph level, to each sampled digit before layout, on ``(n, 28, 28)`` uint8
   glyphs (ink high): :class:`Affine`, :class:`Size`, :class:`Elastic`

@@ -84,7 +84,7 @@ def _generation_options(p: argparse.ArgumentParser) -> None:
 
 def _common(args: argparse.Namespace):
     """Validated options, the output folder and the augment preset (cheap checks before the folder is made)."""
-    from .generate import Options
+    from .compose import Options
     from .io import prepare_output_dir
     from .validation import as_rng
 
@@ -147,7 +147,6 @@ def _cmd_phone(args: argparse.Namespace) -> int:
     files: list[str] = []
     pool = None
     if args.workers > 1 and len(chunks) > 1:  # started before the progress bar's thread exists
-        _ = job.source.glyph_columns  # the composer's column table, built once here and shared by forked workers
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         pool = ctx.Pool(args.workers, initializer=_init_worker, initargs=(job,))

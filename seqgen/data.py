@@ -153,14 +153,6 @@ class DigitSet:
         """First and one-past-last ink row of each glyph, shape (N, 2) (as :attr:`ink_extents`)."""
         return read_only(ink_bounds(self.images.max(axis=2)))
 
-    @functools.cached_property
-    def glyph_columns(self) -> np.ndarray:
-        """The glyphs stored column by column, ``(N + 1, 28, 28)`` uint8: ``[i, c]`` is column ``c``
-        of glyph ``i``; index ``N`` is a blank glyph.  The composer gathers from it."""
-        columns = np.zeros((len(self) + 1, 28, 28), np.uint8)
-        columns[:-1] = self.images.transpose(0, 2, 1)
-        return read_only(columns)
-
     @property
     def ink_widths(self) -> np.ndarray:
         """Width of each glyph's ink in columns, shape (N,)."""
@@ -187,6 +179,26 @@ class DigitSet:
             keep.sort()
             images, labels = images[keep], labels[keep]
         return DigitSet(images, labels, name=self.name, split=self.split)
+
+
+def check_source(source):
+    """``source`` if it is a DigitSet, a ``load_mnist`` source (str or path) or None."""
+    if source is None or isinstance(source, (DigitSet, str, os.PathLike)):
+        return source
+    raise TypeError(
+        "source: expected a DigitSet, 'auto', 'mnist', 'sample', a folder path or None, "
+        f"got {type(source).__name__}"
+    )
+
+
+def resolve_source(source, split: str = "train") -> DigitSet:
+    """The DigitSet to draw from: ``source`` itself, or ``load_mnist(split, source)``.
+
+    ``None`` means ``"auto"``: full MNIST when available, else the offline sample.
+    """
+    if isinstance(check_source(source), DigitSet):
+        return source
+    return load_mnist(split) if source is None else load_mnist(split, source=source)
 
 
 def ink_bounds(profiles: np.ndarray) -> np.ndarray:

@@ -8,8 +8,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from . import validation as check
-from .data import SPLITS, DigitSet
-from .generate import PHONE_DIGITS, Options, check_source, resolve_augment, resolve_source
+from .compose import Options, resolve_augment
+from .data import SPLITS, DigitSet, check_source, resolve_source
+from .generate import PHONE_DIGITS
 from .parallel import default_threads
 
 #: Class index of the CTC blank, also used to pad encoded labels; digits are 0..9.

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from . import validation as check
-from .compose import Batch, render_batch
-from .data import DigitSet, load_mnist
+from .compose import Batch, Options, resolve_augment
+from .data import DigitSet, resolve_source
 from .io import PNG_LEVEL, prepare_output_dir, write_labels_csv, write_pngs
 from .parallel import default_threads, ordered_map
 
@@ -21,58 +21,6 @@ from .parallel import default_threads, ordered_map
 #: worker, a shard) and the result does not depend on how the work is split.
 CHUNK_SIZE = 1000
 PHONE_DIGITS = 10  # random digits after the leading 0
-
-
-def check_source(source):
-    """``source`` if it is a DigitSet, a ``load_mnist`` source (str or path) or None."""
-    if source is None or isinstance(source, (DigitSet, str, os.PathLike)):
-        return source
-    raise TypeError(
-        "source: expected a DigitSet, 'auto', 'mnist', 'sample', a folder path or None, "
-        f"got {type(source).__name__}"
-    )
-
-
-def resolve_source(source, split: str = "train") -> DigitSet:
-    """The DigitSet to draw from: ``source`` itself, or ``load_mnist(split, source)``.
-
-    ``None`` means ``"auto"``: full MNIST when available, else the offline sample.
-    """
-    if isinstance(check_source(source), DigitSet):
-        return source
-    return load_mnist(split) if source is None else load_mnist(split, source=source)
-
-
-def resolve_augment(augment):
-    """None, a preset name or a Pipeline, as a Pipeline (or None)."""
-    if augment is None:
-        return None
-    from .augment import resolve
-
-    return resolve(augment)
-
-
-@dataclass(frozen=True)
-class Options:
-    """Validated rendering options shared by every generation entry point."""
-
-    image_width: int
-    spacing_range: tuple[int, int]
-    fit: str
-    align: str
-
-    @classmethod
-    def check(cls, image_width, spacing_range, fit, align) -> "Options":
-        return cls(
-            check.positive_int(image_width, "image_width"),
-            check.spacing(spacing_range),
-            check.choice(fit, "fit", check.FITS),
-            check.choice(align, "align", check.ALIGNS),
-        )
-
-    def render(self, codes: np.ndarray, source: DigitSet, rng, augment=None, out=None, threads: int = 1) -> Batch:
-        return render_batch(codes, source, self.image_width, self.spacing_range, fit=self.fit,
-                            align=self.align, rng=rng, augment=augment, out=out, threads=threads)
 
 
 def generate_numbers_sequence(

@@ -155,7 +155,7 @@ def normalise(crop: np.ndarray) -> np.ndarray:
     return np.clip(shift(canvas, (13.5 - cy, 13.5 - cx), order=1, mode="constant"), 0, 1).astype(np.float32)
 
 
-def _features(digits: np.ndarray) -> np.ndarray:
+def digit_features(digits: np.ndarray) -> np.ndarray:
     """HOG and down-sampled pixels of ``(n, 28, 28)`` normalised digits."""
     from skimage.feature import hog
 
@@ -204,7 +204,7 @@ class BaselineRecognizer:
         glyphs = [digits.images] + [jitter.augment_glyphs(digits.images, rng) for _ in range(self.copies)]
         images = np.concatenate(glyphs)
         labels = np.tile(digits.labels, self.copies + 1)
-        x = _features(np.stack([normalise(g) for g in images]))
+        x = digit_features(np.stack([normalise(g) for g in images]))
         self.model = make_pipeline(StandardScaler(), PCA(n_components=60, random_state=0),
                                    SVC(C=self.C, gamma="scale"))
         self.model.fit(x, labels)
@@ -222,12 +222,17 @@ class BaselineRecognizer:
         flat = [normalise(c) for cs in crops for c in cs]
         if not flat:
             return ["" for _ in crops]
-        predicted = self.model.predict(_features(np.stack(flat)))
+        predicted = self.model.predict(digit_features(np.stack(flat)))
         out, k = [], 0
         for cs in crops:
             out.append("".join(str(int(d)) for d in predicted[k : k + len(cs)]))
             k += len(cs)
         return out
+
+    def classify(self, digits: np.ndarray) -> np.ndarray:
+        """Classify single ``(n, 28, 28)`` uint8 digits (ink high, as in a DigitSet), MNIST-normalised first."""
+        self._require_model()
+        return self.model.predict(digit_features(np.stack([normalise(d) for d in digits])))
 
     def evaluate(self, images, labels) -> dict:
         """Read ``images`` and :func:`score` the result against ``labels``."""

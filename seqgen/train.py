@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 from .augment import Affine, Elastic, Pipeline, Size, StrokeWidth
 from .data import DigitSet
 from .dataset import BLANK, DataGenerator, encode_labels
-from .model import SequenceRecognizer, greedy_decode, output_length
+from .model import SequenceRecognizer, greedy_decode
 from .recognizer import score
 
 #: Glyph-level jitter only (no paper or noise effects): unseen writers' digits vary in

@@ -278,20 +278,6 @@ def test_threads_within_one_chunk_give_the_same_bytes(train_digits):
     assert labels == labels2 and one.tobytes() == two.tobytes()
 
 
-@pytest.mark.parametrize("fit", ["shrink", "stretch"])
-def test_block_size_never_changes_the_bytes(train_digits, monkeypatch, fit):
-    from seqgen import DataGenerator, compose
-
-    # lengths 1 to 14 at width 150: some strips fit, some are scaled, some overlap, in one batch
-    gen = DataGenerator(batch_size=45, image_width=150, spacing_range=(-4, 8), length=(1, 14), fit=fit,
-                        source=train_digits, seed=2, threads=1)
-    reference, labels = gen[0]
-    for block in (1, 7):
-        monkeypatch.setattr(compose, "BLOCK", block)
-        images, same_labels = gen[0]
-        assert (same_labels == labels).all() and images.tobytes() == reference.tobytes()
-
-
 def test_threads_write_the_same_files(train_digits, tmp_path):
     n = 2 * CHUNK_SIZE + 5
     for threads in (1, 2):
