@@ -49,8 +49,8 @@ def render_batch(codes: np.ndarray, source: DigitSet, image_width: int, spacing_
         glyphs, columns = layout.Glyphs.of_source(source, picks), raster.source_table(source)
     else:  # a child generator, so that the layout draws stay those of no augmentation
         augment_rng = rng.spawn(1)[0]
-        images = augment.augment_glyphs(source.images[picks], augment_rng)
-        glyphs, columns = layout.Glyphs.of_images(images), raster.column_table(images)
+        varied = augment.augment_glyphs(source.images[picks], augment_rng)
+        glyphs, columns = layout.Glyphs.of_images(varied), raster.column_table(varied)
     strips = layout.lay_out(glyphs, codes >= 0, spacing_range, rng)
     placement = layout.fit_to_width(strips, image_width, fit, align, rng)
     images = raster.draw(strips, placement, columns, out=out, threads=threads)

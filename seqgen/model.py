@@ -145,9 +145,8 @@ class SequenceRecognizer:
     """
 
     def __init__(self, channels=(16, 32, 64), hidden: int = 96, features: int = 128, seed: int = 0):
-        from .validation import as_rng
-
-        as_rng(seed)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise TypeError(f"seed: expected an int >= 0, got {seed!r}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             self.model = CRNN(channels, hidden, features)

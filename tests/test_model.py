@@ -28,6 +28,11 @@ def test_one_column_of_scores_per_four_pixels_for_any_width(width):
     np.testing.assert_allclose(out.exp().sum(-1).numpy(), 1.0, atol=1e-5)
 
 
+def test_seed_must_be_an_int():
+    with pytest.raises(TypeError, match="seed: expected an int >= 0"):
+        SequenceRecognizer(seed=np.random.default_rng(0))
+
+
 def test_default_model_is_small():
     assert 100_000 < SequenceRecognizer().num_parameters < 1_000_000
 
