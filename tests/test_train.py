@@ -102,3 +102,11 @@ def test_test_digits_never_train_a_model(test_digits):
         train(SequenceRecognizer(**TINY), test_digits, steps=1, progress=False)
     with pytest.raises(TypeError, match="digits: expected a DigitSet"):
         train(SequenceRecognizer(**TINY), np.zeros((3, 28, 28)), steps=1, progress=False)
+
+
+def test_a_time_budget_becomes_a_logged_step_count(train_digits):
+    model = SequenceRecognizer(**TINY)
+    rows = train(model, train_digits, minutes=0.02, batch_size=4, recipes=RECIPE, workers=0, threads=1,
+                 log_every=1, progress=False)
+    steps = model.training["steps"]
+    assert steps >= 1 and rows[-1]["step"] == steps and model.training["seconds"] < 30
