@@ -78,12 +78,13 @@ def test_glyph_warp_matches_scipy_affine_transform(train_digits):
     """The stacked, masked resampling equals one bilinear affine_transform per glyph (zero outside)."""
     from scipy.ndimage import affine_transform
 
-    from seqgen.augment import _warp_glyphs
+    from seqgen.augment.functional import warp_glyphs
 
     rng = np.random.default_rng(1)
     glyphs = train_digits.images[rng.integers(0, len(train_digits), 64)]
-    forward, shift = Affine(rotation=20, shear=0.3, scale=0.2, translate=3, baseline=3).matrices(64, rng)
-    warped = _warp_glyphs(glyphs, forward, shift, None)
+    params = Affine(rotation=20, shear=0.3, scale=0.2, translate=3, baseline=3, p=1.0).params(glyphs.shape, rng)
+    forward, shift = params["forward"], params["shift"]
+    warped = warp_glyphs(glyphs, forward, shift)
     centre = np.full(2, 13.5)
     for glyph, a, t, out in zip(glyphs, forward, shift, warped):
         inverse = np.linalg.inv(a)
@@ -96,8 +97,10 @@ def test_glyph_warp_matches_scipy_affine_transform(train_digits):
 def test_elastic_field_is_gaussian_filtered_noise():
     from scipy.ndimage import gaussian_filter
 
-    field = Elastic(alpha=1.0, sigma=3.0).displacements(6, np.random.default_rng(2))
-    noise = np.random.default_rng(2).uniform(-1, 1, (6, 2, 28, 28)).astype(np.float32)
+    field = Elastic(alpha=1.0, sigma=3.0, p=1.0).params((6, 28, 28), np.random.default_rng(2))["field"]
+    reference = np.random.default_rng(2)
+    reference.random(6)  # the selection draw comes first
+    noise = reference.uniform(-1, 1, (6, 2, 28, 28)).astype(np.float32)
     expected = gaussian_filter(noise, sigma=(0, 0, 3.0, 3.0), mode="constant", truncate=2.5)
     np.testing.assert_allclose(field, expected, atol=1e-6)
 
@@ -133,3 +136,37 @@ def test_resolve_and_bad_arguments():
     with pytest.raises(TypeError, match="augmenters: expected Augmenter instances, got str"):
         Pipeline(["blur"])
     assert repr(Size(variation=0.2)) == "Size(p=0.5, strength=1.0, variation=0.2)"
+
+
+def test_params_then_a_plain_function_on_any_array():
+    from seqgen.augment import functional
+
+    images = np.ones((5, 28, 40), np.float32)
+    noise = GaussianNoise(p=1.0)
+    params = noise.params(images.shape, np.random.default_rng(0))
+    assert params["index"].tolist() == [0, 1, 2, 3, 4] and params["noise"].shape == (5, 28, 40)
+    expected = functional.add_noise(images, params["noise"], params["scale"])
+    np.testing.assert_array_equal(noise.transform(images.copy(), params), expected)
+    np.testing.assert_array_equal(noise.apply(images.copy(), np.random.default_rng(0)), expected)  # the same draws
+
+
+def test_glyph_and_image_augmenters_are_two_base_classes():
+    from seqgen.augment import GeometricAugmenter, GlyphAugmenter, ImageAugmenter
+
+    assert all(issubclass(c, GlyphAugmenter) and not issubclass(c, ImageAugmenter) for c in GLYPH_LEVEL)
+    assert all(issubclass(c, ImageAugmenter) for c in ALL if c not in GLYPH_LEVEL)
+    assert {c for c in ALL if issubclass(c, GeometricAugmenter)} == {Affine, Size, Elastic}
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Affine(rotation=float("inf")), "rotation: expected a finite number >= 0 and <= 180, got inf"),
+    (lambda: Affine(scale=1.5), "scale: expected a finite number >= 0 and <= 0.9, got 1.5"),
+    (lambda: Elastic(sigma=0), "sigma: expected a finite number > 0 and <= 28, got 0"),
+    (lambda: GaussianNoise(sigma=-1), "sigma: expected a finite number >= 0 and <= 1, got -1"),
+    (lambda: ScanDegradation(levels=1), r"levels: expected an int in \[2, 256\], got 1"),
+    (lambda: GaussianBlur(strength=float("nan")), "strength: expected a number >= 0, got nan"),
+    (lambda: Contrast(ink="a lot"), "ink: expected a finite number >= 0 and <= 1, got 'a lot'"),
+])
+def test_settings_are_checked_when_an_augmenter_is_made(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

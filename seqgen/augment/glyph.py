@@ -1,0 +1,117 @@
+"""Glyph-level augmenters: each digit is varied before it is laid out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import functional as F
+from .base import GeometricAugmenter, GlyphAugmenter, magnitude
+
+
+class Affine(GeometricAugmenter):
+    """Rotation, shear, anisotropic scale and a small shift (with baseline jitter).
+
+    Parameters
+    ----------
+    rotation : float
+        Maximum rotation in degrees (uniform in ``±rotation``).
+    shear : float
+        Maximum horizontal shear (slant), as a tangent.
+    scale : float
+        Maximum relative change of width and of height, drawn independently (below 1).
+    translate : float
+        Maximum horizontal shift in pixels.
+    baseline : float
+        Maximum vertical shift in pixels (the digit rides above or below the line).
+    """
+
+    def __init__(self, rotation=10.0, shear=0.2, scale=0.1, translate=1.5, baseline=2.0, p=0.5, strength=1.0):
+        super().__init__(p, strength)
+        self.rotation, self.shear = magnitude(rotation, "rotation", 180), magnitude(shear, "shear", 5)
+        self.scale = magnitude(scale, "scale", 0.9)
+        self.translate, self.baseline = magnitude(translate, "translate", 28), magnitude(baseline, "baseline", 28)
+
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        m, s = len(index), self.strength
+        angle = np.deg2rad(rng.uniform(-1, 1, m) * self.rotation * s)
+        shear = rng.uniform(-1, 1, m) * self.shear * s
+        sy, sx = (1 + rng.uniform(-1, 1, (2, m)) * self.scale * s)
+        cos, sin = np.cos(angle), np.sin(angle)
+        scaling = np.zeros((m, 2, 2))
+        scaling[:, 0, 0], scaling[:, 1, 1] = sy, sx
+        slant = np.broadcast_to(np.eye(2), (m, 2, 2)).copy()
+        slant[:, 1, 0] = shear  # (row, col): the column shifts in proportion to the row
+        rotate = np.stack([np.stack([cos, -sin], 1), np.stack([sin, cos], 1)], 1)
+        shift = np.stack([rng.uniform(-1, 1, m) * self.baseline * s, rng.uniform(-1, 1, m) * self.translate * s], 1)
+        return {"index": index, "forward": rotate @ slant @ scaling, "shift": shift}
+
+
+class Size(GeometricAugmenter):
+    """Uniform size variation between the digits of one sequence.
+
+    Parameters
+    ----------
+    variation : float
+        Maximum relative change of size (the same factor for width and height, below 1).
+    """
+
+    def __init__(self, variation=0.15, p=0.5, strength=1.0):
+        super().__init__(p, strength)
+        self.variation = magnitude(variation, "variation", 0.9)
+
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        factor = 1 + rng.uniform(-1, 1, len(index)) * self.variation * self.strength
+        return {"index": index, "forward": factor[:, None, None] * np.eye(2), "shift": np.zeros((len(index), 2))}
+
+
+class Elastic(GeometricAugmenter):
+    """Elastic distortion (Simard, Steinkraus & Platt, 2003): smoothed random displacement fields.
+
+    Parameters
+    ----------
+    alpha : float
+        Displacement scale in pixels.
+    sigma : float
+        Smoothness (Gaussian sigma, pixels) of the field; must be positive.
+    """
+
+    def __init__(self, alpha=8.0, sigma=3.0, p=0.3, strength=1.0):
+        super().__init__(p, strength)
+        self.alpha, self.sigma = magnitude(alpha, "alpha", 100), magnitude(sigma, "sigma", 28, positive=True)
+
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        noise = rng.uniform(-1, 1, (len(index), 2, F.GLYPH, F.GLYPH)).astype(np.float32)
+        return {"index": index, "field": F.smooth_field(noise, self.sigma) * np.float32(self.alpha * self.strength)}
+
+
+class StrokeWidth(GlyphAugmenter):
+    """Thicker or thinner strokes: grey-level dilation or erosion (scipy.ndimage) with a 3x3 cross.
+
+    Parameters
+    ----------
+    growth : float
+        Pixels added to each side of a stroke at strength 1; a fraction blends
+        the last step in, so the change grows smoothly with ``strength``.
+    thin : float
+        Share of the changed glyphs that get thinner instead of thicker (by
+        half as much: MNIST strokes are only 2-3 pixels wide).
+    """
+
+    def __init__(self, growth=1.0, thin=0.4, p=0.3, strength=1.0):
+        super().__init__(p, strength)
+        self.growth, self.thin = magnitude(growth, "growth", 5), magnitude(thin, "thin", 1)
+
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        return {"index": index, "thinner": rng.random(len(index)) < self.thin}
+
+    def transform(self, glyphs, params):
+        index, thinner = params["index"], params["thinner"]
+        growth = self.growth * self.strength
+        for idx, amount, thin in ((index[~thinner], growth, False), (index[thinner], 0.5 * growth, True)):
+            if len(idx) and amount > 0:
+                glyphs[idx] = F.stroke_width(glyphs[idx], amount, thinner=thin)
+        return glyphs

@@ -1,0 +1,169 @@
+"""Image-level augmenters: each composed image is varied after it is drawn."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import functional as F
+from .base import ImageAugmenter, magnitude
+
+
+class GaussianNoise(ImageAugmenter):
+    """Additive Gaussian noise; ``sigma`` is the maximum standard deviation (drawn per image)."""
+
+    def __init__(self, sigma=0.06, p=0.5, strength=1.0):
+        super().__init__(p, strength)
+        self.sigma = magnitude(sigma, "sigma", 1)
+
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        scale = (rng.uniform(0.3, 1.0, len(index)) * self.sigma * self.strength).astype(np.float32)
+        return {"index": index, "scale": scale, "noise": rng.standard_normal((len(index),) + shape[1:], dtype=np.float32)}
+
+    def transform(self, images, params):
+        images[params["index"]] = F.add_noise(images[params["index"]], params["noise"], params["scale"])
+        return images
+
+
+class SaltPepper(ImageAugmenter):
+    """Salt-and-pepper noise: a share ``amount`` of the pixels turns white or black."""
+
+    def __init__(self, amount=0.02, p=0.3, strength=1.0):
+        super().__init__(p, strength)
+        self.amount = magnitude(amount, "amount", 1)
+
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        return {"index": index, "uniform": rng.random((len(index),) + shape[1:], dtype=np.float32)}
+
+    def transform(self, images, params):
+        index = params["index"]
+        images[index] = F.salt_pepper(images[index], params["uniform"], self.amount * self.strength)
+        return images
+
+
+class GaussianBlur(ImageAugmenter):
+    """Gaussian blur (scipy.ndimage) with a sigma drawn per image up to ``sigma`` (quantised to 0.1 px)."""
+
+    def __init__(self, sigma=1.0, p=0.3, strength=1.0):
+        super().__init__(p, strength)
+        self.sigma = magnitude(sigma, "sigma", 10)
+
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        return {"index": index, "sigma": np.round(rng.uniform(0.3, 1.0, len(index)) * self.sigma * self.strength, 1)}
+
+    def transform(self, images, params):
+        index, sigmas = params["index"], params["sigma"]
+        for s in np.unique(sigmas):  # one filter call per distinct sigma
+            group = index[sigmas == s]
+            if s > 0:
+                images[group] = F.gaussian_blur(images[group], s)
+        return images
+
+
+class Contrast(ImageAugmenter):
+    """Ink darkness, contrast and brightness changes (pen pressure, exposure).
+
+    Parameters
+    ----------
+    ink : float
+        Maximum share by which the ink gets lighter (0.4: ink at 60% to 100%).
+    contrast : float
+        Maximum relative change of contrast about mid-grey.
+    brightness : float
+        Maximum shift of brightness.
+    """
+
+    def __init__(self, ink=0.4, contrast=0.3, brightness=0.1, p=0.5, strength=1.0):
+        super().__init__(p, strength)
+        self.ink, self.contrast = magnitude(ink, "ink", 1), magnitude(contrast, "contrast", 1)
+        self.brightness = magnitude(brightness, "brightness", 1)
+
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        n, s = len(index), self.strength
+        darkness = 1 - rng.uniform(0, 1, n) * self.ink * s
+        contrast = 1 + rng.uniform(-1, 1, n) * self.contrast * s
+        return {"index": index, "darkness": darkness, "contrast": contrast,
+                "brightness": rng.uniform(-1, 1, n) * self.brightness * s}
+
+    def transform(self, images, params):
+        index = params["index"]
+        images[index] = F.contrast(images[index], params["darkness"], params["contrast"], params["brightness"])
+        return images
+
+
+class Background(ImageAugmenter):
+    """Paper texture (smooth, low-frequency noise) or a lighting gradient darkening the page.
+
+    Parameters
+    ----------
+    amplitude : float
+        Maximum darkening of the background.
+    gradient : float
+        Share of the changed images that get a gradient instead of texture.
+    """
+
+    def __init__(self, amplitude=0.2, gradient=0.5, p=0.3, strength=1.0):
+        super().__init__(p, strength)
+        self.amplitude, self.gradient = magnitude(amplitude, "amplitude", 1), magnitude(gradient, "gradient", 1)
+
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        n, w = len(index), shape[2]
+        return {"index": index,
+                "rows": rng.random((n, 4), dtype=np.float32),
+                "columns": rng.random((n, max(2, w // 12)), dtype=np.float32),
+                "flip": rng.random(n) < 0.5,
+                "ramp": rng.random(n) < self.gradient,
+                "amplitude": (rng.uniform(0.3, 1.0, n) * self.amplitude * self.strength).astype(np.float32)}
+
+    def transform(self, images, params):
+        index = params["index"]
+        texture = F.paper_texture(params["rows"], params["columns"], params["flip"], params["ramp"], images.shape[1:])
+        images[index] = F.darken(images[index], texture, params["amplitude"])
+        return images
+
+
+class ScanDegradation(ImageAugmenter):
+    """A light scanner look: row banding, faint vertical streaks and coarse grey levels.
+
+    Parameters
+    ----------
+    banding : float
+        Maximum per-row brightness jitter.
+    streaks : int
+        Maximum number of faint vertical streaks.
+    levels : int
+        Grey levels kept at strength 1 (fewer = coarser quantisation), 2 to 256.
+    """
+
+    def __init__(self, banding=0.04, streaks=3, levels=16, p=0.3, strength=1.0):
+        super().__init__(p, strength)
+        self.banding = magnitude(banding, "banding", 1)
+        for value, name, low, high in ((streaks, "streaks", 0, 1000), (levels, "levels", 2, 256)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+                raise ValueError(f"{name}: expected an int in [{low}, {high}], got {value!r}")
+        self.streaks, self.levels = int(streaks), int(levels)
+
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        (n, h, w), s = (len(index),) + shape[1:], self.strength
+        params = {"index": index, "banding": (1 - rng.uniform(0, self.banding * s, (n, h, 1))).astype(np.float32)}
+        n_streaks = int(round(self.streaks * s))
+        if n_streaks:
+            params["streak_columns"] = rng.integers(0, w, (n, n_streaks))
+            params["streak_depth"] = rng.uniform(0.05, 0.15, (n, n_streaks)).astype(np.float32)
+        return params
+
+    def transform(self, images, params):
+        index = params["index"]
+        streaks = None
+        if "streak_columns" in params:
+            streaks = F.streak_profile(params["streak_columns"], params["streak_depth"], images.shape[2])
+        levels = max(2, int(round(256 - (256 - self.levels) * min(self.strength, 1.0))))
+        images[index] = F.scan(images[index], params["banding"], streaks, levels)
+        return images
