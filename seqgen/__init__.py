@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_mnist": "seqgen.data",
     "download_mnist": "seqgen.data",
-    "DigitSet": "seqgen.data",
+    "DigitSet": "seqgen.digits",
     "generate_numbers_sequence": "seqgen.generate",
     "generate_phone_numbers": "seqgen.generate",
     "DataGenerator": "seqgen.dataset",

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import layout, raster
 from . import validation as check
-from .data import DigitSet
+from .digits import DigitSet
 
 
 @dataclass

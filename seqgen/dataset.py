@@ -9,7 +9,8 @@ import numpy as np
 
 from . import validation as check
 from .compose import Options, resolve_augment
-from .data import SPLITS, DigitSet, check_source, resolve_source
+from .data import check_source, resolve_source
+from .digits import SPLITS, DigitSet
 from .generate import PHONE_DIGITS
 from .parallel import default_threads
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from . import validation as check
 from .compose import Batch, Options, resolve_augment
-from .data import DigitSet, resolve_source
+from .data import resolve_source
+from .digits import DigitSet
 from .io import PNG_LEVEL, prepare_output_dir, write_labels_csv, write_pngs
 from .parallel import default_threads, ordered_map
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DigitSet, ink_bounds
+from .digits import DigitSet, ink_bounds
 
 HEIGHT = 28
 #: Vertical scales are rounded to this many steps per octave (aspect within 0.6%),

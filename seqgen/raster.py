@@ -19,7 +19,7 @@ import weakref
 
 import numpy as np
 
-from .data import DigitSet, read_only
+from .digits import DigitSet, read_only
 from .layout import HEIGHT, STEPS, Layout, Placement
 from .parallel import in_parts
 

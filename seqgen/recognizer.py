@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DigitSet
+from .digits import DigitSet
 
 _FORMAT = 1  # version of the saved-model file layout
 _MIN_AREA = 6  # components smaller than this many pixels are specks

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .augment import Affine, Elastic, Pipeline, Size, StrokeWidth
-from .data import DigitSet
+from .digits import DigitSet
 from .dataset import BLANK, DataGenerator, encode_labels
 from .model import SequenceRecognizer, greedy_decode
 from .recognizer import score

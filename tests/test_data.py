@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import socket
@@ -263,7 +264,7 @@ def test_two_processes_downloading_into_an_empty_cache(server, cache):
 def test_mnist_source_downloads_and_loads(server, cache, monkeypatch):
     monkeypatch.delenv("SEQGEN_OFFLINE")
     monkeypatch.setenv("SEQGEN_MNIST_URLS", server.url())
-    monkeypatch.setattr(data, "MNIST_REGISTRY", server.registry)
+    monkeypatch.setitem(data.DATASETS, "mnist", dataclasses.replace(data.MNIST, registry=server.registry))
     digits = load_mnist("test", source="mnist", data_dir=cache, progress=False)
     assert digits.name == "mnist" and digits.split == "test" and len(digits) == 1000
     assert load_mnist("test", source="auto", data_dir=cache, progress=False).name == "mnist"
@@ -296,7 +297,7 @@ def test_offline_env_skips_the_network(cache, monkeypatch, server):
 
 def test_offline_auto_uses_a_complete_cache(server, cache, monkeypatch):
     download_mnist(cache, urls=server.url(), registry=server.registry, progress=False)
-    monkeypatch.setattr(data, "MNIST_REGISTRY", server.registry)
+    monkeypatch.setitem(data.DATASETS, "mnist", dataclasses.replace(data.MNIST, registry=server.registry))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_mnist("train", data_dir=cache).name == "mnist"
@@ -350,3 +351,22 @@ def test_cli_usage_error_is_one_line_exit_2():
     result = _cli("nonsense")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "invalid choice: 'nonsense'" in result.stderr
+
+
+def test_a_new_data_set_is_one_entry_of_the_registry(server, cache, monkeypatch, test_digits):
+    """Another IDX data set (QMNIST, EMNIST-digits, ...) needs an entry, not a change of the loader."""
+    from seqgen import sources
+
+    names = sorted(FILES)  # the served files stand in for another data set's
+    entry = sources.IdxDataset(name="tinymnist", mirrors=(server.url(),),
+                               registry=server.registry,
+                               splits={"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                                       "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")},
+                               urls_env="SEQGEN_TINYMNIST_URLS")
+    monkeypatch.setitem(data.DATASETS, "tinymnist", entry)
+    digits = load_mnist("test", source="tinymnist", data_dir=cache, progress=False)
+    assert digits.name == "tinymnist" and len(digits) == 1000
+    np.testing.assert_array_equal(digits.images, test_digits.images)
+    assert sorted(p.name for p in cache.iterdir()) == names and data.is_cached(cache, "tinymnist")
+    monkeypatch.setenv("SEQGEN_TINYMNIST_URLS", "http://127.0.0.1:9/a, http://127.0.0.1:9/b")
+    assert data.mirror_urls(dataset="tinymnist") == ("http://127.0.0.1:9/a/", "http://127.0.0.1:9/b/")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seqgen import layout
-from seqgen.data import DigitSet
+from seqgen.digits import DigitSet
 
 
 def blocks(width: int = 10) -> DigitSet:

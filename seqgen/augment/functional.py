@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from ..data import ink_bounds
+from ..digits import ink_bounds
 
 GLYPH = 28
 _CROSS = np.zeros((1, 3, 3), bool)

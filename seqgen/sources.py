@@ -1,0 +1,210 @@
+"""Where digit data sets come from: each described as data (mirrors, files, checksums, splits),
+fetched and verified with pooch into a cache folder.
+
+Full MNIST is the entry ``"mnist"`` of :data:`DATASETS`; files are fetched from the mirrors
+in order, each with retries, verified against the published checksums and cached in
+``pooch.os_cache("seqgen")`` or ``$SEQGEN_DATA_DIR``.  :mod:`seqgen.data` loads them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Base URLs tried in order; overridden by ``urls=`` or ``$SEQGEN_MNIST_URLS``
+#: (comma- or whitespace-separated).
+MNIST_MIRRORS: tuple[str, ...] = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+
+#: The four published files and their published MD5 checksums.
+MNIST_REGISTRY: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "md5:d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "md5:9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "md5:ec29112dd5afa0611ce80d1b7f02629c",
+}
+
+
+@dataclass(frozen=True)
+class IdxDataset:
+    """A digit data set published as (gzipped) IDX files, described as data.
+
+    The downloader and the loader read everything from here, so another data set
+    in this format (QMNIST, EMNIST-digits) is one more entry in :data:`DATASETS`.
+
+    Attributes
+    ----------
+    name : str
+        The ``load_mnist(source=...)`` name.
+    mirrors : tuple of str
+        Base URLs, tried in order.
+    registry : mapping
+        File name -> pooch hash (``"md5:..."`` or ``"sha256:..."``).
+    splits : mapping
+        Split -> (images file, labels file), without the ``.gz``.
+    urls_env : str
+        Environment variable whose URLs replace ``mirrors``.
+    """
+
+    name: str
+    mirrors: tuple[str, ...]
+    registry: Mapping[str, str]
+    splits: Mapping[str, tuple[str, str]]
+    urls_env: str
+
+
+MNIST = IdxDataset(
+    name="mnist",
+    mirrors=MNIST_MIRRORS,
+    registry=MNIST_REGISTRY,
+    splits={"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+            "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")},
+    urls_env="SEQGEN_MNIST_URLS",
+)
+#: The downloadable data sets, by source name.
+DATASETS: dict[str, IdxDataset] = {MNIST.name: MNIST}
+
+
+
+class MnistUnavailableError(RuntimeError):
+    """Full MNIST could not be downloaded from any mirror."""
+
+
+# --------------------------------------------------------------------------- locations
+
+
+def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The folder full MNIST is cached in: ``data_dir``, ``$SEQGEN_DATA_DIR`` or the OS cache."""
+    if data_dir is not None:
+        return Path(data_dir)
+    if os.environ.get("SEQGEN_DATA_DIR"):
+        return Path(os.environ["SEQGEN_DATA_DIR"])
+    import pooch
+
+    return Path(pooch.os_cache("seqgen"))
+
+
+def mirror_urls(urls=None, dataset: str = "mnist") -> tuple[str, ...]:
+    """The base URLs to try, in order: ``urls``, the data set's environment variable
+    (``$SEQGEN_MNIST_URLS`` for MNIST) or its mirrors."""
+    entry = DATASETS[dataset]
+    if urls is None:
+        env = os.environ.get(entry.urls_env, "")
+        urls = env.replace(",", " ").split() or entry.mirrors
+    if isinstance(urls, str):
+        urls = [urls]
+    urls = tuple(u if u.endswith("/") else u + "/" for u in urls)
+    if not urls:
+        raise ValueError("urls: expected at least one base URL")
+    return urls
+
+
+def offline() -> bool:
+    """True when ``$SEQGEN_OFFLINE`` asks to skip every network attempt."""
+    return os.environ.get("SEQGEN_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
+
+
+def is_cached(data_dir: str | os.PathLike | None = None, dataset: str = "mnist") -> bool:
+    """True when every file of ``dataset`` (full MNIST) is present in the cache folder."""
+    folder = cache_dir(data_dir)
+    return all((folder / name).is_file() for name in DATASETS[dataset].registry)
+
+
+# --------------------------------------------------------------------------- download
+
+
+def download_mnist(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    urls=None,
+    progress: bool = True,
+    retries: int = 2,
+    timeout: float = 30.0,
+    registry: dict[str, str] | None = None,
+    dataset: str = "mnist",
+) -> dict[str, Path]:
+    """Fetch and verify the files of ``dataset`` (full MNIST), trying each mirror in order.
+
+    A file already in the cache with the right checksum is not downloaded
+    again; a corrupt or truncated one is fetched anew.  Downloads go to a
+    temporary file beside the target and are renamed into place only after
+    their checksum matched, so an interrupted download, a bad mirror or two
+    processes downloading at once never leave a wrong file behind.
+
+    Parameters
+    ----------
+    data_dir : str or path-like, optional
+        Cache folder (default: ``$SEQGEN_DATA_DIR`` or ``pooch.os_cache("seqgen")``).
+    urls : str or sequence of str, optional
+        Base URLs to try in order (default: ``$SEQGEN_MNIST_URLS`` or :data:`MNIST_MIRRORS`).
+    progress : bool
+        Show a tqdm progress bar per file.
+    retries : int
+        Extra attempts per mirror and file before moving to the next mirror.
+    timeout : float
+        Seconds to wait for a server before giving up on it.
+    registry : dict, optional
+        File name -> pooch hash; default: the data set's own.
+    dataset : str
+        Which entry of :data:`DATASETS`.
+
+    Returns
+    -------
+    dict
+        File name -> path in the cache.
+
+    Raises
+    ------
+    MnistUnavailableError
+        When some file could not be fetched from any mirror; the message lists
+        what each mirror answered.
+    """
+    import pooch
+    import requests
+
+    if retries < 0:
+        raise ValueError(f"retries: expected an int >= 0, got {retries}")
+    registry = dict(DATASETS[dataset].registry if registry is None else registry)
+    folder = cache_dir(data_dir)
+    bases = mirror_urls(urls, dataset)
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
+    paths: dict[str, Path] = {}
+    logger = pooch.get_logger()  # its per-file log lines would repeat what the progress bar shows
+    level = logger.level
+    logger.setLevel("WARNING")
+    # one pooch object per mirror; each file is taken from the first mirror that serves it intact
+    stores = [pooch.create(path=folder, base_url=base, registry=registry, retry_if_failed=retries) for base in bases]
+    try:
+        for fname in registry:
+            failures = []
+            for base, store in zip(bases, stores):
+                try:
+                    paths[fname] = Path(store.fetch(fname, downloader=downloader))
+                    break
+                except (requests.exceptions.RequestException, ValueError, OSError) as exc:
+                    failures.append(f"{base}: {_describe_failure(exc)}")
+            else:
+                raise MnistUnavailableError(
+                    f"could not download {fname} from any of {len(bases)} mirror(s): "
+                    + "; ".join(failures)
+                )
+    finally:
+        logger.setLevel(level)
+    return paths
+
+
+def _describe_failure(exc: Exception) -> str:
+    """A short, one-line account of why one mirror failed."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "connection failed"
+    return " ".join(str(exc).split())
