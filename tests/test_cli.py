@@ -156,3 +156,23 @@ def test_recognize_with_a_file_that_is_not_a_model(tmp_path, test_digits):
     result = run_cli("recognize", "--model", str(tmp_path / "garbage.pt"), png)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "--model:" in result.stderr and "is not a seqgen sequence model" in result.stderr
+
+
+def test_shards_union_equals_the_whole_export(tmp_path):
+    def export(folder, *extra):
+        result = subprocess.run(
+            [sys.executable, "-m", "seqgen", "phone", "--num-images", "2500", "--image-width", "100", "--seed", "9",
+             "--source", "sample", "--quiet", "--output-dir", str(folder), *extra],
+            capture_output=True, text=True, env=dict(os.environ))
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    export(tmp_path / "whole")
+    outputs = [export(tmp_path / "shards", "--shard", f"{k}/3") for k in (1, 2, 3)]
+    assert "(shard 2/3)" in outputs[1]
+    whole = {p.name: p.read_bytes() for p in (tmp_path / "whole").glob("*.png")}
+    shards = {p.name: p.read_bytes() for p in (tmp_path / "shards").glob("*.png")}
+    assert len(whole) == 2500 and shards == whole
+    manifest = (tmp_path / "whole" / "labels.csv").read_text().splitlines()[1:]
+    parts = [(tmp_path / "shards" / f"labels-{k}-of-3.csv").read_text().splitlines()[1:] for k in (1, 2, 3)]
+    assert sum(parts, []) == manifest and all(parts)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -74,88 +71,6 @@ def test_threads_within_a_batch_give_the_same_bytes(train_digits, augment):
     assert batch_bytes(batches[0]) == batch_bytes(batches[1]) == batch_bytes(batches[2])
 
 
-def test_one_thread_inside_a_dataloader_worker(monkeypatch):
-    from types import SimpleNamespace
-
-    from seqgen.parallel import available_cores, default_threads
-
-    monkeypatch.setitem(sys.modules, "torch.utils.data", SimpleNamespace(get_worker_info=lambda: None))
-    assert default_threads() == available_cores()
-    monkeypatch.setitem(sys.modules, "torch.utils.data", SimpleNamespace(get_worker_info=lambda: object()))
-    assert default_threads() == 1
-
-
-def _draw_in_parts(n):
-    from seqgen.parallel import in_parts
-
-    out = np.zeros(n)
-    in_parts(lambda part: out.__setitem__(part, part.start), n, threads=2, min_part=4)
-    return out.tolist()
-
-
-def test_ordered_map_keeps_the_order_and_a_window_of_threads():
-    import time
-
-    from seqgen.parallel import ordered_map
-
-    started = []
-
-    def work(i):
-        started.append(i)
-        time.sleep(0.01 * (i % 3))  # later items often finish first
-        return i * i
-
-    taken = [(result, len(started)) for result in ordered_map(work, range(12), threads=2)]
-    assert [result for result, _ in taken] == [i * i for i in range(12)]
-    assert all(n_started <= k + 2 for k, (_, n_started) in enumerate(taken))  # never more than 2 ahead
-
-
-@pytest.mark.parametrize("threads", [2, 6])
-def test_ordered_map_starts_nothing_more_after_an_error_or_an_early_stop(threads):
-    import time
-
-    from seqgen.parallel import available_cores, ordered_map
-
-    started, finished = [], []
-
-    def work(i):
-        started.append(i)
-        time.sleep(0 if i in (0, 3) else 0.05)  # items 0 and 3 come back at once, the others take a while
-        if i == 3:
-            raise RuntimeError("item 3 failed")
-        finished.append(i)
-        return i
-
-    running = min(threads, available_cores())  # the pool has one thread per core
-    with pytest.raises(RuntimeError, match="item 3 failed"):
-        list(ordered_map(work, range(20), threads))
-    assert max(started) <= 3 + running  # queued items were cancelled
-    assert sorted(finished) == [i for i in sorted(started) if i != 3]  # and the running ones waited for
-
-    started.clear(), finished.clear()
-    results = ordered_map(work, range(20), threads)
-    assert next(results) == 0
-    results.close()  # the caller stops early: items beyond those running were cancelled
-    assert max(started) <= running and sorted(finished) == sorted(started)
-
-
-def test_ordered_map_with_one_thread_runs_in_the_caller():
-    import threading
-
-    from seqgen.parallel import ordered_map
-
-    callers = set()
-    assert list(ordered_map(lambda i: callers.add(threading.get_ident()) or i, range(5), 1)) == list(range(5))
-    assert callers == {threading.get_ident()}
-
-
-@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
-def test_a_forked_child_gets_its_own_thread_pool():
-    parent = _draw_in_parts(16)  # the parent's pool exists now
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        assert pool.apply_async(_draw_in_parts, (16,)).get(timeout=60) == parent == [0.0] * 8 + [8.0] * 8
-
-
 def _fetch(args):
     gen, index = args
     return batch_bytes(gen[index])
@@ -221,23 +136,3 @@ def test_torch_dataloader_with_two_workers(gen):
     got = [(x.numpy().tobytes(), list(y)) for x, y in loader]
     expected = [(gen[i][0].tobytes(), list(gen[i][1])) for i in range(len(gen))]
     assert got == expected
-
-
-def test_shards_union_equals_the_whole_export(tmp_path):
-    def export(folder, *extra):
-        result = subprocess.run(
-            [sys.executable, "-m", "seqgen", "phone", "--num-images", "2500", "--image-width", "100", "--seed", "9",
-             "--source", "sample", "--quiet", "--output-dir", str(folder), *extra],
-            capture_output=True, text=True, env=dict(os.environ))
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    export(tmp_path / "whole")
-    outputs = [export(tmp_path / "shards", "--shard", f"{k}/3") for k in (1, 2, 3)]
-    assert "(shard 2/3)" in outputs[1]
-    whole = {p.name: p.read_bytes() for p in (tmp_path / "whole").glob("*.png")}
-    shards = {p.name: p.read_bytes() for p in (tmp_path / "shards").glob("*.png")}
-    assert len(whole) == 2500 and shards == whole
-    manifest = (tmp_path / "whole" / "labels.csv").read_text().splitlines()[1:]
-    parts = [(tmp_path / "shards" / f"labels-{k}-of-3.csv").read_text().splitlines()[1:] for k in (1, 2, 3)]
-    assert sum(parts, []) == manifest and all(parts)

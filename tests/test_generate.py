@@ -1,8 +1,6 @@
-"""The composer and the public generation API."""
+"""The public generation API: sequences, spacing, fitting, boxes, seeds, phone numbers, files, bad input."""
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -10,7 +8,6 @@ from PIL import Image
 
 from seqgen import DigitSet, generate_numbers_sequence, generate_phone_numbers
 from seqgen.generate import CHUNK_SIZE, iter_phone_numbers
-from seqgen.io import write_new_file
 from seqgen.validation import MIN_SPACING
 
 
@@ -285,26 +282,6 @@ def test_threads_write_the_same_files(train_digits, tmp_path):
     one, two = (sorted((tmp_path / str(t)).iterdir()) for t in (1, 2))
     assert len(one) == n + 1 and [p.name for p in one] == [p.name for p in two]
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))  # labels.csv included
-
-
-def test_concurrent_writers_of_one_name_keep_every_file(tmp_path):
-    payloads = [bytes([k]) * 5000 for k in range(8)]
-    with ThreadPoolExecutor(8) as pool:
-        paths = list(pool.map(lambda p: write_new_file(tmp_path, "0123", ".png", p), payloads))
-    assert sorted(p.name for p in paths) == ["0123.png"] + [f"0123_{k}.png" for k in range(1, 8)]
-    assert sorted(p.read_bytes() for p in paths) == payloads
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temporaries left
-
-
-def test_files_are_written_where_there_are_no_hard_links(train_digits, tmp_path, monkeypatch):
-    def no_links(src, dst):
-        raise PermissionError(1, "Operation not permitted", src)
-
-    monkeypatch.setattr("seqgen.io.os.link", no_links)
-    for _ in range(2):
-        generate_numbers_sequence("42", 60, source=train_digits, seed=0, output_path=tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["42.png", "42_1.png"]
-    assert (tmp_path / "42.png").read_bytes() == (tmp_path / "42_1.png").read_bytes()
 
 
 def test_output_path_that_is_a_file_fails_before_work(train_digits, tmp_path):
