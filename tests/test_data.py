@@ -309,12 +309,14 @@ def test_offline_auto_uses_a_complete_cache(server, cache, monkeypatch):
 def test_import_is_cheap_and_touches_no_data():
     code = (
         "import sys, time; t = time.perf_counter(); import seqgen; dt = time.perf_counter() - t;"
-        "heavy = [m for m in ('numpy', 'pooch', 'requests', 'matplotlib', 'sklearn', 'skimage') if m in sys.modules];"
+        "heavy = [m for m in ('numpy', 'pooch', 'requests', 'matplotlib', 'sklearn', 'skimage', 'torch', 'scipy')"
+        " if m in sys.modules];"
         "print(dt, heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     seconds, heavy = out.split(" ", 1)
-    assert float(seconds) < 0.5 and heavy.strip() == "[]"
+    assert heavy.strip() == "[]"  # what keeps it cheap: no library is imported
+    assert float(seconds) < 2.0  # a generous bound (about 0.002 s here), for slow and busy machines
 
 
 def _cli(*args, env_extra=None):
