@@ -135,7 +135,6 @@ def test_resolve_and_bad_arguments():
         GaussianBlur(strength=-1)
     with pytest.raises(TypeError, match="augmenters: expected Augmenter instances, got str"):
         Pipeline(["blur"])
-    assert repr(Size(variation=0.2)) == "Size(p=0.5, strength=1.0, variation=0.2)"
 
 
 def test_params_then_a_plain_function_on_any_array():
