@@ -1,5 +1,12 @@
 """seqgen: synthetic images of handwritten digit sequences composed from real MNIST digits.
 
+The data flows one way, through modules named after their stage::
+
+    sources, idx -> data (load_mnist) -> digits (DigitSet) -> layout (sample glyphs)
+      -> augment (glyphs) -> layout (Layout, Placement) -> raster (draw) -> augment (images)
+    compose.render_batch runs those stages for one batch; generate (public functions, PNG
+    exports) and dataset (DataGenerator) call it; train feeds DataGenerator batches to model.
+
 Importing the package is cheap: submodules (and numpy, pooch, scikit-image, ...)
 load on first use of a name, and no data is read or downloaded until asked for.
 """
