@@ -176,8 +176,11 @@ def download_mnist(
     logger = pooch.get_logger()  # its per-file log lines would repeat what the progress bar shows
     level = logger.level
     logger.setLevel("WARNING")
-    # one pooch object per mirror; each file is taken from the first mirror that serves it intact
-    stores = [pooch.create(path=folder, base_url=base, registry=registry, retry_if_failed=retries) for base in bases]
+    # One pooch object per mirror; each file is taken from the first mirror that serves it intact.
+    # Without an explicit folder, pooch itself reads $SEQGEN_DATA_DIR (env=); an explicit one wins.
+    env = "SEQGEN_DATA_DIR" if data_dir is None else None
+    stores = [pooch.create(path=folder, base_url=base, registry=registry, retry_if_failed=retries, env=env)
+              for base in bases]
     try:
         for fname in registry:
             failures = []

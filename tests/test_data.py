@@ -371,3 +371,11 @@ def test_a_new_data_set_is_one_entry_of_the_registry(server, cache, monkeypatch,
     assert sorted(p.name for p in cache.iterdir()) == names and data.is_cached(cache, "tinymnist")
     monkeypatch.setenv("SEQGEN_TINYMNIST_URLS", "http://127.0.0.1:9/a, http://127.0.0.1:9/b")
     assert data.mirror_urls(dataset="tinymnist") == ("http://127.0.0.1:9/a/", "http://127.0.0.1:9/b/")
+
+
+def test_without_a_folder_the_cache_variable_decides(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQGEN_DATA_DIR", str(tmp_path / "from-env"))
+    paths = download_mnist(urls=server.url(), registry=server.registry, progress=False)
+    assert {p.parent for p in paths.values()} == {tmp_path / "from-env"}
+    explicit = download_mnist(tmp_path / "explicit", urls=server.url(), registry=server.registry, progress=False)
+    assert {p.parent for p in explicit.values()} == {tmp_path / "explicit"}  # an explicit folder wins
