@@ -243,8 +243,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``seqgen`` command."""
+    from . import __version__
+
     parser = _Parser(prog="seqgen", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"seqgen {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = sub.add_parser("download", help="fetch and verify full MNIST into the cache")
     p.add_argument("--data-dir", help="cache folder (default: $SEQGEN_DATA_DIR or the OS cache)")
@@ -299,7 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `seqgen`: say what it can do
+        parser.print_usage(sys.stderr)
+        return 2
     warnings.formatwarning = lambda message, *_args, **_kw: f"seqgen: warning: {message}\n"
     try:
         return args.run(args)

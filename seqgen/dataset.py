@@ -123,7 +123,10 @@ class DataGenerator:
         self.augment = resolve_augment(augment)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**63)
-        check.as_rng(seed)  # validates
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed: expected an int or None (batch i is drawn from (seed, epoch, i), so a "
+                            f"Generator's state cannot stand in for it), got {type(seed).__name__}")
+        check.as_rng(seed)  # validates the range
         self.seed = int(seed)
         self.split = check.choice(split, "split", SPLITS)
         if isinstance(source, DigitSet) and source.split not in (None, split):
@@ -148,10 +151,10 @@ class DataGenerator:
         """Batch ``index`` of the current epoch: ``x`` float32 images, ``y`` label strings."""
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
             raise TypeError(f"index: expected an int, got {type(index).__name__}")
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index: expected -{len(self)} <= index < {len(self)}, got {index}")
         if index < 0:
             index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index: expected 0 <= index < {len(self)}, got {index}")
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         codes = self._draw_codes(rng)
         threads = default_threads() if self.threads is None else self.threads

@@ -34,6 +34,8 @@ def prepare_output_dir(path: str | os.PathLike) -> Path:
     PermissionError
         When the folder is not writable.
     """
+    if not str(path).strip():
+        raise ValueError("output_path: expected a folder name, got an empty string")
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"output_path: {str(folder)!r} is a file, expected a folder")

@@ -104,8 +104,8 @@ def mirror_urls(urls=None, dataset: str = "mnist") -> tuple[str, ...]:
 
 
 def offline() -> bool:
-    """True when ``$SEQGEN_OFFLINE`` asks to skip every network attempt."""
-    return os.environ.get("SEQGEN_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
+    """True when ``$SEQGEN_OFFLINE`` asks to skip every network attempt (1, true, yes or on, any case)."""
+    return os.environ.get("SEQGEN_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def is_cached(data_dir: str | os.PathLike | None = None, dataset: str = "mnist") -> bool:

@@ -176,3 +176,16 @@ def test_shards_union_equals_the_whole_export(tmp_path):
     manifest = (tmp_path / "whole" / "labels.csv").read_text().splitlines()[1:]
     parts = [(tmp_path / "shards" / f"labels-{k}-of-3.csv").read_text().splitlines()[1:] for k in (1, 2, 3)]
     assert sum(parts, []) == manifest and all(parts)
+
+
+def test_version_bare_command_and_empty_output_dir(tmp_path):
+    from seqgen import __version__
+
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"seqgen {__version__}"
+    bare = run_cli()
+    assert bare.returncode == 2 and bare.stderr.startswith("usage: seqgen") and "Traceback" not in bare.stderr
+    empty = run_cli("phone", "--num-images", "2", "--image-width", "100", "--output-dir", "", cwd=tmp_path)
+    assert empty.returncode == 2 and empty.stderr.count("\n") == 1
+    assert "output_path: expected a folder name, got an empty string" in empty.stderr
+    assert not list(tmp_path.iterdir())  # nothing written into the current folder

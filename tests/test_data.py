@@ -379,3 +379,10 @@ def test_without_a_folder_the_cache_variable_decides(server, tmp_path, monkeypat
     assert {p.parent for p in paths.values()} == {tmp_path / "from-env"}
     explicit = download_mnist(tmp_path / "explicit", urls=server.url(), registry=server.registry, progress=False)
     assert {p.parent for p in explicit.values()} == {tmp_path / "explicit"}  # an explicit folder wins
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), ("On", True), (" on ", True),
+                                             ("0", False), ("", False), ("off", False), ("no", False)])
+def test_offline_accepts_the_usual_spellings(monkeypatch, value, expected):
+    monkeypatch.setenv("SEQGEN_OFFLINE", value)
+    assert data.offline() is expected

@@ -124,10 +124,18 @@ def test_bad_arguments(kwargs, pattern):
 
 
 def test_index_errors(gen):
-    with pytest.raises(IndexError, match=r"index: expected 0 <= index < 12, got 12"):
+    with pytest.raises(IndexError, match=r"index: expected -12 <= index < 12, got 12"):
         gen[12]
+    with pytest.raises(IndexError, match=r"index: expected -12 <= index < 12, got -13"):  # the index given
+        gen[-13]
+    assert gen[-1][1].tolist() == gen[11][1].tolist()
     with pytest.raises(TypeError, match="index: expected an int"):
         gen[1.5]
+
+
+def test_a_generator_is_refused_as_seed_with_the_reason():
+    with pytest.raises(TypeError, match=r"seed: expected an int or None \(batch i is drawn from \(seed, epoch, i\)"):
+        DataGenerator(seed=np.random.default_rng(0))
 
 
 def test_torch_dataloader_with_two_workers(gen):
