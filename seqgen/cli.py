@@ -190,19 +190,59 @@ def _load_reader(spec: str | None, say):
         raise ValueError(f"--model: {str(exc).split(': ', 1)[-1]}") from None
 
 
+def _png_files(names: list[str]) -> list[str]:
+    """The files named, with each folder replaced by the PNGs inside it (sorted)."""
+    files = []
+    for name in names:
+        if Path(name).is_dir():
+            inside = sorted(str(p) for p in Path(name).glob("*.png"))
+            if not inside:
+                raise ValueError(f"files: the folder {name} holds no .png file")
+            files += inside
+        else:
+            files.append(name)
+    return files
+
+
+def _doubt(image) -> str | None:
+    """Why a read of ``image`` would mislead: blank, or light ink on dark paper."""
+    if image.min() > 0.75:
+        return "no ink found (a blank image reads as nothing)"
+    if float(image.mean()) < 0.5:
+        return "mostly dark: seqgen reads dark ink on light paper (an inverted image?)"
+    return None
+
+
 def _cmd_recognize(args: argparse.Namespace) -> int:
     from .recognizer import read_png
 
     say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     model = _load_reader(args.model, say)
-    images = [read_png(path) for path in args.files]
+    files, images, failed = [], [], 0
+    for path in _png_files(args.files):
+        try:
+            image = read_png(path)
+        except (ValueError, OSError) as exc:  # report it, read the others, fail at the end
+            print(f"seqgen recognize: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        doubt = _doubt(image)
+        if doubt:
+            print(f"seqgen recognize: warning: {path}: {doubt}", file=sys.stderr)
+        files.append(path)
+        images.append(image)
+    if not images:
+        return 2
     if hasattr(model, "predict_with_confidence"):
         reads, confidence = model.predict_with_confidence(images)
         shown = [f"{c:.3f}" for c in confidence]
     else:
         reads, shown = model.predict(images), ["-"] * len(images)
-    for path, digits, c in zip(args.files, reads, shown):
+    for path, digits, c in zip(files, reads, shown):
         print(f"{digits or '-'}\t{c}\t{path}")
+    if failed:
+        print(f"seqgen recognize: {failed} of {failed + len(files)} files could not be read", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -273,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_phone)
 
     p = sub.add_parser("recognize", help="read the digits in sequence images (PNG, 28 pixels high)")
-    p.add_argument("files", nargs="+", help="PNG files")
+    p.add_argument("files", nargs="+", help="PNG files, or folders of them")
     p.add_argument("--model", help="a sequence model file (seqgen train), a saved baseline (.pkl), or "
                                    "'baseline' for the cached baseline recognizer (default: the shipped model)")
     p.add_argument("--quiet", action="store_true", help="no training message")

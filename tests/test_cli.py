@@ -189,3 +189,25 @@ def test_version_bare_command_and_empty_output_dir(tmp_path):
     assert empty.returncode == 2 and empty.stderr.count("\n") == 1
     assert "output_path: expected a folder name, got an empty string" in empty.stderr
     assert not list(tmp_path.iterdir())  # nothing written into the current folder
+
+
+def test_recognize_reads_the_good_files_reports_the_bad_and_takes_folders(tmp_path, test_digits):
+    from seqgen import generate_phone_numbers
+
+    _, labels = generate_phone_numbers(2, 300, (2, 10), source=test_digits, seed=8, output_path=tmp_path / "pngs")
+    good = [str(tmp_path / "pngs" / f"{label}.png") for label in labels]
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    Image.fromarray(np.full((28, 100), 255, np.uint8)).save(tmp_path / "blank.png")
+    Image.fromarray(np.zeros((28, 100), np.uint8)).save(tmp_path / "dark.png")
+    result = run_cli("recognize", good[0], str(tmp_path / "bad.png"), good[1], str(tmp_path / "blank.png"),
+                     str(tmp_path / "dark.png"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert [line.split("\t")[2] for line in result.stdout.splitlines()] == [
+        good[0], good[1], str(tmp_path / "blank.png"), str(tmp_path / "dark.png")]
+    assert "bad.png" in result.stderr and "1 of 5 files could not be read" in result.stderr
+    assert "blank.png: no ink found" in result.stderr and "dark.png: mostly dark" in result.stderr
+    folder = run_cli("recognize", str(tmp_path / "pngs"))
+    assert folder.returncode == 0 and [line.split("\t")[2] for line in folder.stdout.splitlines()] == sorted(good)
+    (tmp_path / "empty").mkdir()
+    empty = run_cli("recognize", str(tmp_path / "empty"))
+    assert empty.returncode == 2 and "holds no .png file" in empty.stderr and empty.stderr.count("\n") == 1
