@@ -57,6 +57,20 @@ def decode_labels(targets: np.ndarray, lengths: np.ndarray | None = None) -> lis
     return ["".join(map(str, row[:n].tolist())) for row, n in zip(targets, np.asarray(lengths))]
 
 
+class EpochSampler:
+    """Yields ``(gen.epoch, i)`` for every batch ``i`` of ``gen``, the epoch read when iteration starts."""
+
+    def __init__(self, gen: "DataGenerator"):
+        self.gen = gen
+
+    def __len__(self) -> int:
+        return len(self.gen)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.gen.epoch
+        return ((epoch, i) for i in range(len(self.gen)))
+
+
 def _length_spec(length) -> tuple[int, int] | str:
     if length == "phone":
         return "phone"
@@ -147,20 +161,37 @@ class DataGenerator:
     def __len__(self) -> int:
         return self.batches_per_epoch
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Batch ``index`` of the current epoch: ``x`` float32 images, ``y`` label strings."""
+    def __getitem__(self, index) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``index`` of the current epoch, or ``(epoch, index)`` of that epoch: ``x`` float32
+        images, ``y`` label strings."""
+        epoch = self.epoch
+        if isinstance(index, tuple) and len(index) == 2:
+            epoch, index = index
+            if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+                raise ValueError(f"index: expected (epoch, index) with an int epoch >= 0, got epoch {epoch!r}")
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
-            raise TypeError(f"index: expected an int, got {type(index).__name__}")
+            raise TypeError(f"index: expected an int or (epoch, index), got {type(index).__name__}")
         if not -len(self) <= index < len(self):
             raise IndexError(f"index: expected -{len(self)} <= index < {len(self)}, got {index}")
         if index < 0:
             index += len(self)
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        rng = np.random.default_rng([self.seed, int(epoch), int(index)])
         codes = self._draw_codes(rng)
         threads = default_threads() if self.threads is None else self.threads
         batch = self.options.render(codes, self.source, rng, self.augment, threads=threads)
         x = batch.images[..., None] if self.channels_last else batch.images
         return x, self._labels(codes)
+
+    def sampler(self) -> "EpochSampler":
+        """Indices for a ``torch.utils.data.DataLoader`` that carry the current epoch to its workers.
+
+        Worker processes hold copies of the generator, so ``on_epoch_end()`` in the
+        main process never reaches persistent workers (``persistent_workers=True``):
+        they would repeat the first epoch.  ``DataLoader(gen, batch_size=None,
+        sampler=gen.sampler(), ...)`` asks for ``(epoch, i)`` instead, read from the
+        generator each time an epoch starts.
+        """
+        return EpochSampler(self)
 
     def _draw_codes(self, rng: np.random.Generator) -> np.ndarray:
         if self.length == "phone":

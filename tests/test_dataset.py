@@ -144,3 +144,28 @@ def test_torch_dataloader_with_two_workers(gen):
     got = [(x.numpy().tobytes(), list(y)) for x, y in loader]
     expected = [(gen[i][0].tobytes(), list(gen[i][1])) for i in range(len(gen))]
     assert got == expected
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_epochs_reach_dataloader_workers_through_the_sampler(gen, persistent):
+    torch = pytest.importorskip("torch")
+    loader = torch.utils.data.DataLoader(gen, batch_size=None, sampler=gen.sampler(), num_workers=2,
+                                         persistent_workers=persistent)
+    epochs = []
+    for epoch in range(2):
+        gen.set_epoch(epoch)
+        epochs.append([list(y) for _, y in loader])
+    gen.set_epoch(0)
+    for epoch, got in enumerate(epochs):
+        assert got == [list(gen[(epoch, i)][1]) for i in range(len(gen))]
+    assert epochs[0] != epochs[1]  # fresh batches in the second epoch, persistent workers or not
+    pair = gen[(1, 3)][0].tobytes()
+    gen.set_epoch(1)
+    assert gen[3][0].tobytes() == pair
+    gen.set_epoch(0)
+
+
+def test_epoch_index_pairs_are_checked(gen):
+    with pytest.raises(ValueError, match="index: expected \\(epoch, index\\) with an int epoch >= 0, got epoch -1"):
+        gen[(-1, 0)]
+    with pytest.raises(IndexError, match="got 12"):
+        gen[(0, 12)]
