@@ -1,7 +1,8 @@
 """The ``seqgen`` command line (also ``python -m seqgen``).
 
-Bad input prints one line on stderr and exits with status 2; an unavailable
-download exits with status 1.  Neither prints a traceback.
+Bad input prints one line on stderr and exits with status 2; unavailable data
+(a failed download, full MNIST asked for offline) exits with status 1.  Neither
+prints a traceback.
 """
 
 from __future__ import annotations
@@ -131,11 +132,11 @@ def _cmd_phone(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from .generate import PhoneJob
+    from .generate import PhoneJob, check_phone_count
     from .io import write_labels_csv
     from .validation import positive_int
 
-    positive_int(args.num_images, "--num-images")
+    check_phone_count(args.num_images, "--num-images")
     positive_int(args.workers, "--workers")
     options, folder, augment = _common(args)
     job = PhoneJob.plan(args.num_images, options, source=args.source, augment=augment, seed=args.seed)
@@ -348,10 +349,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         return 2
     warnings.formatwarning = lambda message, *_args, **_kw: f"seqgen: warning: {message}\n"
+    from .sources import MnistUnavailableError
+
     try:
         return args.run(args)
     except (ValueError, TypeError, OSError) as exc:
         print(f"seqgen {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except MnistUnavailableError as exc:
+        print(f"seqgen {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"seqgen {args.command}: error: not enough memory for this request; ask for less", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"seqgen {args.command}: interrupted", file=sys.stderr)

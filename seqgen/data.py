@@ -115,7 +115,12 @@ def load_mnist(
 def _full_mnist_ready(folder: str, urls: tuple[str, ...], allow_fallback: bool, progress: bool,
                       dataset: str = "mnist") -> bool:
     """Fetch and verify the data set once per process; False, after one warning, where the sample must do."""
-    if allow_fallback and offline() and not is_cached(folder, dataset):
+    if offline() and not is_cached(folder, dataset):
+        if not allow_fallback:  # offline means no network attempt, for any source
+            raise MnistUnavailableError(
+                f"source={dataset!r}: SEQGEN_OFFLINE is set and the data set is not cached in {folder}. Use "
+                "source='sample' or a local folder, or run `seqgen download` once online."
+            )
         reason = "SEQGEN_OFFLINE is set and full MNIST is not cached"
     else:
         try:

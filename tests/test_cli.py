@@ -211,3 +211,13 @@ def test_recognize_reads_the_good_files_reports_the_bad_and_takes_folders(tmp_pa
     (tmp_path / "empty").mkdir()
     empty = run_cli("recognize", str(tmp_path / "empty"))
     assert empty.returncode == 2 and "holds no .png file" in empty.stderr and empty.stderr.count("\n") == 1
+
+
+def test_requests_that_cannot_be_served_are_one_line(tmp_path):
+    huge = run_cli("phone", "--num-images", "10000000000", "--image-width", "100", "--output-dir", str(tmp_path / "o"))
+    assert huge.returncode == 2 and huge.stderr.count("\n") == 1 and "Traceback" not in huge.stderr
+    assert "--num-images: at most 10,000,000 phone numbers per call" in huge.stderr and not (tmp_path / "o").exists()
+    offline = run_cli("sequence", "--digits", "12", "--image-width", "80", "--source", "mnist",
+                      "--output-dir", str(tmp_path / "p"))  # the tests run with SEQGEN_OFFLINE=1
+    assert offline.returncode == 1 and offline.stderr.count("\n") == 1 and "Traceback" not in offline.stderr
+    assert "SEQGEN_OFFLINE is set and the data set is not cached" in offline.stderr

@@ -365,6 +365,7 @@ def test_a_new_data_set_is_one_entry_of_the_registry(server, cache, monkeypatch,
                                        "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")},
                                urls_env="SEQGEN_TINYMNIST_URLS")
     monkeypatch.setitem(data.DATASETS, "tinymnist", entry)
+    monkeypatch.delenv("SEQGEN_OFFLINE")
     digits = load_mnist("test", source="tinymnist", data_dir=cache, progress=False)
     assert digits.name == "tinymnist" and len(digits) == 1000
     np.testing.assert_array_equal(digits.images, test_digits.images)
@@ -386,3 +387,9 @@ def test_without_a_folder_the_cache_variable_decides(server, tmp_path, monkeypat
 def test_offline_accepts_the_usual_spellings(monkeypatch, value, expected):
     monkeypatch.setenv("SEQGEN_OFFLINE", value)
     assert data.offline() is expected
+
+
+def test_offline_never_tries_the_network_even_for_an_explicit_source(cache, monkeypatch):
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", _refused_url())  # would fail loudly if it were contacted
+    with pytest.raises(MnistUnavailableError, match="source='mnist': SEQGEN_OFFLINE is set and the data set is not cached"):
+        load_mnist("train", source="mnist", data_dir=cache, progress=False)
