@@ -35,10 +35,15 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .data import cache_dir, is_cached, load_mnist, mirror_urls, offline
+    from .sources import corrupt_files
 
     folder = cache_dir(args.data_dir)
+    corrupt = corrupt_files(folder)
+    if corrupt:
+        print(f"seqgen info: warning: corrupt cached file(s) {', '.join(corrupt)} in {folder}: "
+              "`seqgen download` fetches them again", file=sys.stderr)
     if is_cached(folder):
-        source, how = "mnist", "full MNIST, cached"
+        source, how = "mnist", "full MNIST, cached and verified"
     elif offline():
         source, how = "sample", "SEQGEN_OFFLINE is set and full MNIST is not cached"
     else:

@@ -244,10 +244,14 @@ class BaselineRecognizer:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump({"format": _FORMAT, "copies": self.copies, "C": self.C,
-                         "trained_on": self.trained_on, "model": self.model}, f)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump({"format": _FORMAT, "copies": self.copies, "C": self.C,
+                             "trained_on": self.trained_on, "model": self.model}, f)
+            os.replace(tmp, path)
+        except BaseException:  # a failed save leaves no temporary behind
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod
@@ -272,7 +276,10 @@ def default_recognizer(progress=print) -> BaselineRecognizer:
     digits = load_mnist("train")
     path = cache_dir() / f"recognizer-v{_FORMAT}-{digits.name}.pkl"
     if path.is_file():
-        return BaselineRecognizer.load(path)
+        try:
+            return BaselineRecognizer.load(path)
+        except ValueError:  # a damaged cache entry is rebuilt, never fatal
+            progress(f"the cached baseline recognizer {path} is damaged; training it again")
     progress(f"training the baseline recognizer on {len(digits)} {digits.name} digits (once) ...")
     model = BaselineRecognizer().fit(digits, seed=0)
     model.save(path)

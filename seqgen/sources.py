@@ -82,7 +82,10 @@ def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if data_dir is not None:
         return Path(data_dir)
     if os.environ.get("SEQGEN_DATA_DIR"):
-        return Path(os.environ["SEQGEN_DATA_DIR"])
+        folder = Path(os.environ["SEQGEN_DATA_DIR"])
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"SEQGEN_DATA_DIR: {str(folder)!r} is a file, expected a folder")
+        return folder
     import pooch
 
     return Path(pooch.os_cache("seqgen"))
@@ -109,9 +112,24 @@ def offline() -> bool:
 
 
 def is_cached(data_dir: str | os.PathLike | None = None, dataset: str = "mnist") -> bool:
-    """True when every file of ``dataset`` (full MNIST) is present in the cache folder."""
+    """True when every file of ``dataset`` (full MNIST) is in the cache folder with its published checksum."""
     folder = cache_dir(data_dir)
-    return all((folder / name).is_file() for name in DATASETS[dataset].registry)
+    registry = DATASETS[dataset].registry
+    return all((folder / name).is_file() for name in registry) and not corrupt_files(folder, dataset)
+
+
+def corrupt_files(data_dir: str | os.PathLike | None = None, dataset: str = "mnist") -> list[str]:
+    """The files of ``dataset`` in the cache folder whose checksum is wrong (missing ones are not listed)."""
+    import pooch
+
+    folder = cache_dir(data_dir)
+    bad = []
+    for name, known in DATASETS[dataset].registry.items():
+        if (folder / name).is_file():
+            algorithm, _, digest = known.partition(":")
+            if pooch.file_hash(str(folder / name), alg=algorithm) != digest:
+                bad.append(name)
+    return bad
 
 
 # --------------------------------------------------------------------------- download

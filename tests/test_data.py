@@ -228,7 +228,8 @@ def test_interrupted_download_leaves_nothing_behind(server, cache):
         download_mnist(cache, urls=server.url("truncated"), registry=server.registry, progress=False, retries=0)
     assert not cache.exists() or list(cache.iterdir()) == []
     download_mnist(cache, urls=server.url(), registry=server.registry, progress=False)
-    assert data.is_cached(cache)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(FILES)
+    assert all((cache / n).read_bytes() == (server.folder / n).read_bytes() for n in FILES)
 
 
 def test_truncated_or_corrupt_cached_file_is_fetched_again(server, cache):
@@ -393,3 +394,22 @@ def test_offline_never_tries_the_network_even_for_an_explicit_source(cache, monk
     monkeypatch.setenv("SEQGEN_MNIST_URLS", _refused_url())  # would fail loudly if it were contacted
     with pytest.raises(MnistUnavailableError, match="source='mnist': SEQGEN_OFFLINE is set and the data set is not cached"):
         load_mnist("train", source="mnist", data_dir=cache, progress=False)
+
+
+def test_info_verifies_the_cache_and_names_corrupt_files(tmp_path):
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    for name in data.MNIST_REGISTRY:
+        (folder / name).write_bytes(b"garbage")
+    result = _cli("info", "--data-dir", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert "corrupt cached file(s) train-images-idx3-ubyte.gz" in result.stderr
+    assert "auto source : sample" in result.stdout and not data.is_cached(folder)
+
+
+def test_a_data_dir_variable_that_names_a_file_is_refused_at_once(tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("")
+    result = _cli("info", env_extra={"SEQGEN_DATA_DIR": str(target)})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "SEQGEN_DATA_DIR:" in result.stderr and "is a file, expected a folder" in result.stderr

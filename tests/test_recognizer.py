@@ -99,6 +99,22 @@ def test_cli_recognize_baseline_trains_once_then_uses_the_cache(tmp_path, test_d
     assert list((tmp_path / "cache").glob("recognizer-*.pkl"))
     second = subprocess.run([*command, "--quiet", *files], capture_output=True, text=True, env=env)
     assert second.returncode == 0 and second.stdout == first.stdout and "training" not in second.stderr
+    cached = next((tmp_path / "cache").glob("recognizer-*.pkl"))
+    cached.write_bytes(cached.read_bytes()[:100])  # a truncated cache entry
+    third = subprocess.run([*command, *files], capture_output=True, text=True, env=env)
+    assert third.returncode == 0 and third.stdout == first.stdout and "is damaged; training it again" in third.stderr
+    fourth = subprocess.run([*command, "--quiet", *files], capture_output=True, text=True, env=env)
+    assert fourth.returncode == 0 and fourth.stdout == first.stdout  # rebuilt once, never fatal twice
+
+
+def test_a_failed_save_leaves_no_temporary(small_model, tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("seqgen.recognizer.pickle.dump", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        small_model.save(tmp_path / "r.pkl")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_recognize_bad_file(tmp_path):
