@@ -38,11 +38,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .sources import corrupt_files
 
     folder = cache_dir(args.data_dir)
-    corrupt = corrupt_files(folder)
+    cached = is_cached(folder)
+    corrupt = [] if cached else corrupt_files(folder)  # only a cache that failed is checked again, to say why
     if corrupt:
         print(f"seqgen info: warning: corrupt cached file(s) {', '.join(corrupt)} in {folder}: "
               "`seqgen download` fetches them again", file=sys.stderr)
-    if is_cached(folder):
+    if cached:
         source, how = "mnist", "full MNIST, cached and verified"
     elif offline():
         source, how = "sample", "SEQGEN_OFFLINE is set and full MNIST is not cached"

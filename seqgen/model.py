@@ -75,6 +75,18 @@ def output_length(image_width: int) -> int:
     return int(image_width) // STRIDE
 
 
+def best_paths(log_probs) -> tuple[list[str], np.ndarray]:
+    """The most likely class per column, repeats merged, blanks dropped: ``(strings, path)``,
+    ``path`` the ``(B, T)`` best class of every column."""
+    scores = torch.as_tensor(log_probs)
+    if scores.ndim != 3 or scores.shape[-1] != NUM_CLASSES:
+        raise ValueError(f"log_probs: expected shape (B, T, {NUM_CLASSES}), got {tuple(scores.shape)}")
+    path = scores.argmax(dim=-1).numpy()
+    keep = path != BLANK
+    keep[:, 1:] &= path[:, 1:] != path[:, :-1]
+    return ["".join(map(str, row[mask].tolist())) for row, mask in zip(path, keep)], path
+
+
 def greedy_decode(log_probs) -> tuple[list[str], np.ndarray]:
     """Best-path CTC decoding: most likely class per column, repeats merged, blanks dropped.
 
@@ -92,18 +104,12 @@ def greedy_decode(log_probs) -> tuple[list[str], np.ndarray]:
         the columns (the CTC forward score), not only the best path's, so the
         uncertain place of a digit's edge does not count as doubt about the digit.
     """
+    strings, path = best_paths(log_probs)
     scores = torch.as_tensor(log_probs)
-    if scores.ndim != 3 or scores.shape[-1] != NUM_CLASSES:
-        raise ValueError(f"log_probs: expected shape (B, T, {NUM_CLASSES}), got {tuple(scores.shape)}")
-    path = scores.argmax(dim=-1).numpy()
-    keep = path != BLANK
-    keep[:, 1:] &= path[:, 1:] != path[:, :-1]
-    reads = [row[mask] for row, mask in zip(path, keep)]
-    strings = ["".join(map(str, r.tolist())) for r in reads]
-    lengths = keep.sum(axis=1)
-    targets = np.full((len(reads), max(1, int(lengths.max(initial=0)))), BLANK, np.int64)  # >= 1 column
-    for row, r in zip(targets, reads):
-        row[: len(r)] = r
+    lengths = np.array([len(s) for s in strings], np.int64)
+    targets = np.full((len(strings), max(1, int(lengths.max(initial=0)))), BLANK, np.int64)  # >= 1 column
+    for row, s in zip(targets, strings):
+        row[: len(s)] = [int(c) for c in s]
     b, t = scores.shape[:2]
     nll = torch.nn.functional.ctc_loss(scores.transpose(0, 1), torch.from_numpy(targets),
                                        torch.full((b,), t, dtype=torch.long), torch.from_numpy(lengths),
@@ -118,16 +124,15 @@ def _fused(model: CRNN) -> CRNN:
     fused = CRNN(**model.config)
     fused.load_state_dict(model.state_dict())
     fused.eval()
-    layers = list(fused.cnn)
-    out = []
-    for layer in layers:
-        if isinstance(layer, nn.BatchNorm2d):
-            conv = next(i for i in range(len(out) - 1, -1, -1) if isinstance(out[i], nn.Conv2d))
-            pool = out[conv + 1:]
-            # batch norm commutes with max pooling only for positive scales
-            if all(isinstance(p, nn.MaxPool2d) for p in pool) and bool((layer.weight > 0).all()):
-                out[conv] = fuse_conv_bn_eval(out[conv], layer)
-                continue
+    out, conv = [], None  # conv: where the last convolution sits in ``out``
+    for layer in fused.cnn:
+        # batch norm after conv (and max pooling) folds into the conv; through the pooling only
+        # for positive scales, where the two commute
+        if isinstance(layer, nn.BatchNorm2d) and bool((layer.weight > 0).all()):
+            out[conv] = fuse_conv_bn_eval(out[conv], layer)
+            continue
+        if isinstance(layer, nn.Conv2d):
+            conv = len(out)
         out.append(layer)
     fused.cnn = nn.Sequential(*out).to(memory_format=torch.channels_last)
     return fused
@@ -200,7 +205,7 @@ class SequenceRecognizer:
         return out
 
     def predict_with_confidence(self, images) -> tuple[list[str], np.ndarray]:
-        """Read each image: digit strings and the probability of each best path (its confidence)."""
+        """Read each image: digit strings and the probability of each read (its confidence)."""
         items = check_images(images)
         strings, confidence = [""] * len(items), np.zeros(len(items), np.float64)
         for index, scores in self._score_batches(items):

@@ -20,7 +20,7 @@ import torch
 from .augment import Affine, Elastic, Pipeline, Size, StrokeWidth
 from .digits import DigitSet
 from .dataset import BLANK, DataGenerator, encode_labels
-from .model import SequenceRecognizer, greedy_decode
+from .model import SequenceRecognizer, best_paths
 from .recognizer import score
 
 #: Glyph-level jitter only (no paper or noise effects): unseen writers' digits vary in
@@ -236,7 +236,7 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
                     group["lr"] = _schedule(step, steps, lr, warmup)
                 loss, log_probs = _step(model, optimizer, loss_fn, images, targets, lengths)
                 losses.append(loss)
-                reads += greedy_decode(log_probs)[0]
+                reads += best_paths(log_probs)[0]
                 truths += labels
                 if (step + 1) % log_every == 0 or step + 1 == steps:
                     row = {"step": step + 1, "samples": (step + 1) * batch_size,
