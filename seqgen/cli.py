@@ -8,7 +8,9 @@ prints a traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -86,7 +88,8 @@ def _generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
     p.add_argument("--source", default="auto",
                    help="digits: auto, mnist, sample or a folder of MNIST files (default auto)")
-    p.add_argument("--output-dir", default="outputs", help="folder for the PNGs (default outputs)")
+    p.add_argument("--output-dir", default="outputs",
+                   help="output folder (default outputs); webdataset and parquet also take fsspec URLs")
 
 
 def _common(args: argparse.Namespace):
@@ -115,66 +118,69 @@ def _cmd_sequence(args: argparse.Namespace) -> int:
     return 0
 
 
-_WORKER_JOB = None
+def _export_options(p: argparse.ArgumentParser) -> None:
+    from .export import FORMATS
+
+    p.add_argument("--format", choices=tuple(FORMATS), default="png",
+                   help="png files and labels.csv (default), one LMDB, WebDataset tar shards or Parquet files")
+    p.add_argument("--shard-size", type=int, default=1000, help="images per shard (default 1000)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local worker processes, a Dask LocalCluster (default 1: threads in this process)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run the shards on this Dask scheduler (tcp://host:8786)")
+    p.add_argument("--png-level", type=int, default=1, choices=(0, 1),
+                   help="1: compressed (zlib's run-length strategy, default); 0: stored uncompressed, "
+                        "faster to write, files ~2.5x larger")
+    p.add_argument("--shard", type=_shard, default=None, metavar="K/M",
+                   help="write only the K-th of M disjoint parts of the export")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _init_worker(job) -> None:
-    """Each worker gets the planned job and one BLAS thread (the workers share the cores)."""
-    from threadpoolctl import threadpool_limits
+def _cmd_export(args: argparse.Namespace) -> int:
+    """``seqgen phone`` and ``seqgen sequences``: shards written (or resumed), then one line saying where."""
+    from .compose import Options
+    from .export import export
+    from .generate import check_phone_count
+    from .parallel import available_cores
+    from .validation import as_rng, positive_int
 
-    global _WORKER_JOB
-    _WORKER_JOB = job
-    threadpool_limits(1)
-
-
-def _write_chunk(task: tuple[int, str, int]) -> list[str]:
-    chunk, folder, png_level = task
-    return [str(p) for p in _WORKER_JOB.write(chunk, Path(folder), png_level)]
-
-
-def _cmd_phone(args: argparse.Namespace) -> int:
-    import multiprocessing
-
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from .generate import PhoneJob, check_phone_count
-    from .io import write_labels_csv
-    from .validation import positive_int
-
-    check_phone_count(args.num_images, "--num-images")
+    if args.command == "phone":
+        check_phone_count(args.num_images, "--num-images")
+        length = "phone"
+    else:
+        positive_int(args.num_images, "--num-images")
+        if len(args.length) > 2 or not all(1 <= n <= 1000 for n in args.length) or args.length != sorted(args.length):
+            raise ValueError(f"--length: expected N or LO HI with 1 <= LO <= HI <= 1000, got {' '.join(map(str, args.length))}")
+        length = args.length[0] if len(args.length) == 1 else tuple(args.length)
     positive_int(args.workers, "--workers")
-    options, folder, augment = _common(args)
-    job = PhoneJob.plan(args.num_images, options, source=args.source, augment=augment, seed=args.seed)
-    chunks = list(range(job.n_chunks))
-    if args.shard is not None:
-        k, m = args.shard
-        chunks = [int(c) for c in np.array_split(np.arange(job.n_chunks), m)[k - 1]]
-    total = sum(len(job.chunk_range(c)) for c in chunks)
-    files: list[str] = []
-    pool = None
-    if args.workers > 1 and len(chunks) > 1:  # started before the progress bar's thread exists
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        pool = ctx.Pool(args.workers, initializer=_init_worker, initargs=(job,))
+    positive_int(args.shard_size, "--shard-size")
+    if args.workers > available_cores() and args.scheduler is None:
+        print(f"seqgen {args.command}: warning: --workers {args.workers} is more than this machine's "
+              f"{available_cores()} cores; they will share them", file=sys.stderr)
+    Options.check(args.image_width, tuple(args.spacing), args.fit, args.align)
+    as_rng(args.seed)
+    if not args.output_dir.strip():
+        raise ValueError("--output-dir: expected a folder name, got an empty string")
     try:
-        with tqdm(total=total, unit="img", delay=1.0, disable=args.quiet, file=sys.stderr) as bar:
-            if pool is None:
-                for chunk in chunks:
-                    files += [str(p) for p in job.write(chunk, folder, args.png_level)]
-                    bar.update(len(job.chunk_range(chunk)))
-            else:
-                for written in pool.imap(_write_chunk, [(c, str(folder), args.png_level) for c in chunks]):
-                    files += written
-                    bar.update(len(written))
-    finally:
-        if pool is not None:
-            pool.terminate()
-    labels = [job.labels[i] for c in chunks for i in job.chunk_range(c)]
-    name = "labels" if args.shard is None else f"labels-{args.shard[0]}-of-{args.shard[1]}"
-    manifest = write_labels_csv(folder, files, labels, name=name)
-    part = "" if args.shard is None else f" (shard {args.shard[0]}/{args.shard[1]})"
-    print(f"wrote {len(files)} images and {manifest.name} to {folder}{part}")
+        result = export(args.output_dir, args.num_images, args.image_width, tuple(args.spacing), format=args.format,
+                        length=length, fit=args.fit, align=args.align, source=args.source,
+                        augment=None if args.augment == "none" else args.augment, seed=args.seed,
+                        shard_size=args.shard_size, png_level=args.png_level, workers=args.workers,
+                        scheduler=args.scheduler, part=args.shard, progress=not args.quiet)
+    except (ValueError, OSError) as exc:  # the API names `output`; here it is the flag
+        message = str(exc)
+        if message.startswith("output:"):
+            raise type(exc)("--output-dir:" + message[len("output:"):]) from None
+        raise
+    kept = result["images"] - result["written"]
+    files = Path(result["manifest"]).name
+    if args.format == "png":
+        files += ", " + files.replace("manifest", "labels").replace(".json", ".csv")
+    part = "" if args.shard is None else f" (part {args.shard[0]}/{args.shard[1]})"
+    where = f"{result['shards']} shards in {result['output']}{part} ({files})"
+    if kept:
+        print(f"wrote {result['written']} images and kept {kept} from an earlier run: {result['images']} images in {where}")
+    else:
+        print(f"wrote {result['written']} images in {where}")
     return 0
 
 
@@ -310,14 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("phone", help="write images of distinct random phone numbers")
     p.add_argument("--num-images", type=int, required=True, help="how many images")
     _generation_options(p)
-    p.add_argument("--workers", type=int, default=1, help="processes writing PNGs (default 1)")
-    p.add_argument("--png-level", type=int, default=1, choices=(0, 1),
-                   help="1: compressed (zlib's run-length strategy, default); 0: stored uncompressed, "
-                        "faster to write, files ~2.5x larger")
-    p.add_argument("--shard", type=_shard, default=None, metavar="K/M",
-                   help="write only the K-th of M disjoint parts of the export")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=_cmd_phone)
+    _export_options(p)
+    p.set_defaults(run=_cmd_export)
+
+    p = sub.add_parser("sequences", help="write images of random digit strings (as DataGenerator draws them)")
+    p.add_argument("--num-images", type=int, required=True, help="how many images")
+    p.add_argument("--length", type=int, nargs="+", required=True, metavar="N",
+                   help="digits per image: N, or LO HI for lengths drawn in that range")
+    _generation_options(p)
+    _export_options(p)
+    p.set_defaults(run=_cmd_export)
 
     p = sub.add_parser("recognize", help="read the digits in sequence images (PNG, 28 pixels high)")
     p.add_argument("files", nargs="+", help="PNG files, or folders of them")
@@ -355,8 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         return 2
     warnings.formatwarning = lambda message, *_args, **_kw: f"seqgen: warning: {message}\n"
+    from .export import ExportError
     from .sources import MnistUnavailableError
 
+    on_main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _interrupt) if on_main else None  # a terminated export records its shards
     try:
         return args.run(args)
     except (ValueError, TypeError, OSError) as exc:
@@ -365,12 +376,22 @@ def main(argv: list[str] | None = None) -> int:
     except MnistUnavailableError as exc:
         print(f"seqgen {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+    except ExportError as exc:
+        print(f"seqgen {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except MemoryError:
         print(f"seqgen {args.command}: error: not enough memory for this request; ask for less", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"seqgen {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM
+        print(f"seqgen {args.command}: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -176,11 +176,11 @@ class DataGenerator:
         if index < 0:
             index += len(self)
         rng = np.random.default_rng([self.seed, int(epoch), int(index)])
-        codes = self._draw_codes(rng)
+        codes = self.draw_codes(rng)
         threads = default_threads() if self.threads is None else self.threads
         batch = self.options.render(codes, self.source, rng, self.augment, threads=threads)
         x = batch.images[..., None] if self.channels_last else batch.images
-        return x, self._labels(codes)
+        return x, self.labels_of(codes)
 
     def sampler(self) -> "EpochSampler":
         """Indices for a ``torch.utils.data.DataLoader`` that carry the current epoch to its workers.
@@ -193,7 +193,8 @@ class DataGenerator:
         """
         return EpochSampler(self)
 
-    def _draw_codes(self, rng: np.random.Generator) -> np.ndarray:
+    def draw_codes(self, rng: np.random.Generator) -> np.ndarray:
+        """One batch of digit codes from ``rng`` (int8, -1 pads a shorter sequence): the first draw of a batch."""
         if self.length == "phone":
             codes = np.zeros((self.batch_size, PHONE_DIGITS + 1), np.int8)
             codes[:, 1:] = rng.integers(0, 10, (self.batch_size, PHONE_DIGITS))
@@ -206,7 +207,8 @@ class DataGenerator:
         return codes
 
     @staticmethod
-    def _labels(codes: np.ndarray) -> np.ndarray:
+    def labels_of(codes: np.ndarray) -> np.ndarray:
+        """The label strings of a batch of codes (padding dropped)."""
         chars = np.where(codes >= 0, codes + ord("0"), 0).astype(np.uint8)
         return np.frombuffer(chars.tobytes(), dtype=f"S{codes.shape[1]}").astype(str)
 

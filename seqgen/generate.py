@@ -6,7 +6,6 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -14,7 +13,7 @@ from . import validation as check
 from .compose import Batch, Options, resolve_augment
 from .data import resolve_source
 from .digits import DigitSet
-from .io import PNG_LEVEL, prepare_output_dir, write_labels_csv, write_pngs
+from .io import prepare_output_dir, write_pngs
 from .parallel import default_threads, ordered_map
 
 #: Phone batches are rendered in chunks of this many images, each from its own
@@ -134,7 +133,7 @@ class PhoneJob:
 
     @classmethod
     def plan(cls, num_images: int, options: Options, *, source=None, augment=None, seed=None,
-             chunk_size: int = CHUNK_SIZE) -> "PhoneJob":
+             chunk_size: int = CHUNK_SIZE) -> PhoneJob:
         """Draw the distinct numbers and the chunk seeds; resolve the digit source."""
         num_images = check_phone_count(num_images)
         chunk_size = check.positive_int(chunk_size, "chunk_size")
@@ -165,10 +164,6 @@ class PhoneJob:
         return self.options.render(self.codes[rows.start : rows.stop], self.source, rng, self.augment, out,
                                    threads)
 
-    def write(self, chunk: int, folder: Path, png_level: int = PNG_LEVEL) -> list[Path]:
-        """Render chunk ``chunk`` and write its PNGs (zlib level ``png_level``) into ``folder``."""
-        rows = self.chunk_range(chunk)
-        return write_pngs(self.render(chunk).images, self.labels[rows.start : rows.stop], folder, png_level)
 
 
 def iter_phone_numbers(num_images: int, image_width: int, spacing_range=(2, 10), *, fit="shrink",
@@ -241,21 +236,23 @@ def generate_phone_numbers(
 
     chunk_threads = min(n_threads, job.n_chunks)  # threads over chunks, else within the one chunk
 
-    def render_chunk(chunk: int) -> list[Path]:
+    def render_chunk(chunk: int) -> None:
         rows = job.chunk_range(chunk)
         batch = job.render(chunk, out=images[rows.start : rows.stop], threads=n_threads if chunk_threads == 1 else 1)
         boxes[rows.start : rows.stop] = batch.boxes
-        return [] if folder is None else write_pngs(batch.images, job.labels[rows.start : rows.stop], folder)
 
     from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
-    files = []
-    # chunks on several threads (numpy, scipy and Pillow release the GIL), one BLAS thread each
+    # chunks on several threads (numpy and scipy release the GIL), one BLAS thread each
     with threadpool_limits(1) if chunk_threads > 1 else contextlib.nullcontext():
         done = ordered_map(render_chunk, range(job.n_chunks), chunk_threads)
-        for written in tqdm(done, total=job.n_chunks, disable=not progress, delay=1.0, unit="chunk"):
-            files += written
-    if folder is not None:
-        write_labels_csv(folder, files, job.labels)
+        for _ in tqdm(done, total=job.n_chunks, disable=not progress, delay=1.0, unit="chunk"):
+            pass
+    if folder is not None:  # the PNG export of the same plan (rendered again shard by shard: resumable)
+        from .export import ExportPlan, write_export
+
+        plan = ExportPlan(len(job), options, length=job, source=job.source, augment=augment, seed=seed,
+                          shard_size=job.chunk_size)
+        write_export(plan, folder, format="png", progress=progress)
     return (images, job.labels, boxes) if return_boxes else (images, job.labels)

@@ -104,22 +104,66 @@ def _png_bytes(image, level: int) -> bytes:
     return buffer.getvalue()
 
 
-def write_pngs(images: np.ndarray, stems: Iterable[str], folder: Path, level: int = PNG_LEVEL) -> list[Path]:
-    """Write each float image as ``<stem>.png`` in ``folder`` (never overwriting); return the paths."""
+def encode_pngs(images: np.ndarray, level: int = PNG_LEVEL) -> list[bytes]:
+    """Each float image of ``images`` (n, height, width) as PNG bytes (8-bit gray, zlib ``level``)."""
     from PIL import Image
 
-    stems = list(stems)
     n, height, width = images.shape
     canvas = Image.new("L", (width, height))  # refilled for each image: cheaper than a new one
-    paths = []
+    payloads = []
     for start in range(0, n, _PNG_BLOCK):
-        for pixels, stem in zip(to_uint8(images[start : start + _PNG_BLOCK]), stems[start : start + _PNG_BLOCK]):
+        for pixels in to_uint8(images[start : start + _PNG_BLOCK]):
             canvas.frombytes(pixels)
-            paths.append(write_new_file(folder, stem, ".png", _png_bytes(canvas, level)))
-    return paths
+            payloads.append(_png_bytes(canvas, level))
+    return payloads
 
 
-def write_labels_csv(folder: Path, files: Iterable[Path], labels: Iterable[str], name: str = "labels") -> Path:
-    """Write a ``file,label`` manifest (``labels.csv``, or ``labels_1.csv``, ... when taken)."""
-    lines = ["file,label"] + [f"{os.path.basename(f)},{label}" for f, label in zip(files, labels)]
-    return write_new_file(folder, name, ".csv", ("\n".join(lines) + "\n").encode())
+def write_pngs(images: np.ndarray, stems: Iterable[str], folder: Path, level: int = PNG_LEVEL) -> list[Path]:
+    """Write each float image as ``<stem>.png`` in ``folder`` (never overwriting); return the paths."""
+    return [write_new_file(folder, stem, ".png", payload)
+            for stem, payload in zip(stems, encode_pngs(images, level))]
+
+
+def write_or_keep(path: str | os.PathLike, payload: bytes) -> bool:
+    """Publish ``payload`` at ``path`` atomically unless the same bytes are already there.
+
+    Returns True when written, False when an identical file was kept (a resumed
+    export).  A different file at ``path`` is never replaced: FileExistsError.
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{threading.get_ident()}-{_RUN}-{name}")
+    try:
+        with open(tmp, "xb") as handle:
+            handle.write(payload)
+        try:
+            _publish(tmp, path)
+            return True
+        except FileExistsError:
+            if _same_bytes(path, payload):
+                return False
+            raise FileExistsError(f"{path} exists and holds different bytes; it is not overwritten") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _same_bytes(path: str, payload: bytes) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(payload) + 1) == payload
+    except OSError:
+        return False
+
+
+def replace_own_file(path: str | os.PathLike, payload: bytes) -> None:
+    """Atomically (re)write a file this export owns, such as its manifest: readers see old or new, never half."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}-{_RUN}"
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

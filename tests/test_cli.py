@@ -43,9 +43,9 @@ def test_phone_files_are_the_same_for_any_number_of_workers(tmp_path):
     one = run_cli(*common, "--output-dir", str(tmp_path / "one"))
     two = run_cli(*common, "--workers", "2", "--output-dir", str(tmp_path / "two"))
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
-    assert one.stdout.strip() == f"wrote 1200 images and labels.csv to {tmp_path / 'one'}"
+    assert one.stdout.strip() == f"wrote 1200 images in 2 shards in {tmp_path / 'one'} (manifest.json, labels.csv)"
     names = sorted(p.name for p in (tmp_path / "one").iterdir())
-    assert len(names) == 1201 and names == sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert len(names) == 1202 and names == sorted(p.name for p in (tmp_path / "two").iterdir())
     for name in names:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
 
@@ -95,7 +95,7 @@ def test_output_dir_that_is_a_file(tmp_path):
     target.write_text("keep")
     result = run_cli("phone", "--num-images", "2", "--image-width", "100", "--output-dir", str(target))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert "output_path:" in result.stderr and "is a file" in result.stderr
+    assert "--output-dir:" in result.stderr and "is a file" in result.stderr
     assert target.read_text() == "keep"
 
 
@@ -169,7 +169,7 @@ def test_shards_union_equals_the_whole_export(tmp_path):
 
     export(tmp_path / "whole")
     outputs = [export(tmp_path / "shards", "--shard", f"{k}/3") for k in (1, 2, 3)]
-    assert "(shard 2/3)" in outputs[1]
+    assert "(part 2/3)" in outputs[1]
     whole = {p.name: p.read_bytes() for p in (tmp_path / "whole").glob("*.png")}
     shards = {p.name: p.read_bytes() for p in (tmp_path / "shards").glob("*.png")}
     assert len(whole) == 2500 and shards == whole
@@ -187,7 +187,7 @@ def test_version_bare_command_and_empty_output_dir(tmp_path):
     assert bare.returncode == 2 and bare.stderr.startswith("usage: seqgen") and "Traceback" not in bare.stderr
     empty = run_cli("phone", "--num-images", "2", "--image-width", "100", "--output-dir", "", cwd=tmp_path)
     assert empty.returncode == 2 and empty.stderr.count("\n") == 1
-    assert "output_path: expected a folder name, got an empty string" in empty.stderr
+    assert "--output-dir: expected a folder name, got an empty string" in empty.stderr
     assert not list(tmp_path.iterdir())  # nothing written into the current folder
 
 

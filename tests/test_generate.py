@@ -263,10 +263,14 @@ def test_phone_export_writes_pngs_and_labels(train_digits, tmp_path):
     for img, label in zip(images, labels):
         with Image.open(out / f"{label}.png") as png:
             np.testing.assert_array_equal(np.asarray(png), np.rint(img * 255).astype(np.uint8))
-    generate_phone_numbers(5, 100, source=train_digits, seed=2, output_path=out)
-    assert (out / "labels_1.csv").read_text().splitlines()[1] == f"{labels[0]}_1.png,{labels[0]}"
-    assert len(list(out.glob("*.png"))) == 10
-    assert not list(out.glob(".tmp-*"))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".png"}
+    generate_phone_numbers(5, 100, source=train_digits, seed=2, output_path=out)  # the same export: kept
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".png"} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted([*before, "labels.csv", "manifest.json"])
+    with pytest.raises(ValueError, match=r"output: .* holds a different export \(manifest.json differs in entropy, "
+                                         r"seed\); choose another folder"):
+        generate_phone_numbers(5, 100, source=train_digits, seed=3, output_path=out)
+    assert len(list(out.glob("*.png"))) == 5 and not list(out.glob(".tmp-*"))
 
 
 def test_threads_within_one_chunk_give_the_same_bytes(train_digits):
@@ -280,8 +284,8 @@ def test_threads_write_the_same_files(train_digits, tmp_path):
     for threads in (1, 2):
         generate_phone_numbers(n, 60, source=train_digits, seed=5, threads=threads, output_path=tmp_path / str(threads))
     one, two = (sorted((tmp_path / str(t)).iterdir()) for t in (1, 2))
-    assert len(one) == n + 1 and [p.name for p in one] == [p.name for p in two]
-    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))  # labels.csv included
+    assert len(one) == n + 2 and [p.name for p in one] == [p.name for p in two]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))  # labels.csv and manifest.json included
 
 
 def test_output_path_that_is_a_file_fails_before_work(train_digits, tmp_path):

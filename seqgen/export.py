@@ -1,0 +1,368 @@
+"""Exports: datasets of generated images as PNG folders, LMDB, WebDataset tar shards or Parquet.
+
+The work is split into shards of consecutive images.  Each shard is rendered
+from its own seed, so it can be rendered alone, by any process or machine,
+with the same bytes; it is published atomically and recorded in the export's
+manifest (``manifest.json``), which lists the complete shards with their
+counts and checksums.  Running the same export again into the same place
+resumes it: complete shards are verified and kept, the rest are written.  A
+different export into the same place is refused; nothing is overwritten.
+
+Shards run in this process, on local worker processes (a Dask
+``LocalCluster``) or on an existing Dask cluster (``scheduler=``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import validation as check
+from .compose import Batch, Options, resolve_augment
+from .data import resolve_source
+from .formats import FORMATS, join, read_bytes, split_url, write_own
+from .generate import CHUNK_SIZE, PhoneJob, check_phone_count
+from .io import PNG_LEVEL
+from .parallel import default_threads, ordered_map
+
+#: Most images one random-length export plans (its shard records are held in memory).
+MAX_IMAGES = 100_000_000
+MANIFEST_VERSION = 1
+
+
+class ExportError(RuntimeError):
+    """An export stopped before every shard was written; the message says how to resume."""
+
+
+@dataclass
+class Shard:
+    """Images ``start .. start + len(labels)`` of an export: their digits, labels, file stems and seed."""
+
+    index: int
+    start: int
+    codes: np.ndarray
+    labels: list[str]
+    stems: list[str]
+    seed_key: list[int]
+    rng_state: dict = field(repr=False)  # after the digits were drawn
+
+    def render(self, digits, options: Options, augment) -> Batch:
+        bits = np.random.PCG64(np.random.SeedSequence(self.seed_key))  # the seed sequence: for rng.spawn
+        bits.state = self.rng_state
+        return options.render(self.codes, digits, np.random.Generator(bits), augment)
+
+
+class ExportPlan:
+    """What an export holds: its shards, planned up front from the seed (cheap: digits, not pixels)."""
+
+    def __init__(self, num_images, options: Options, *, length="phone", source=None, augment=None, seed=None,
+                 shard_size: int = CHUNK_SIZE):
+        from .dataset import DataGenerator
+
+        self.options, self.length = options, length
+        self.shard_size = check.positive_int(shard_size, "shard_size")
+        self.digits = resolve_source(source)
+        self.augment = resolve_augment(augment)
+        self._augment_name = augment if isinstance(augment, str) or augment is None else repr(augment)
+        if isinstance(length, PhoneJob):  # a plan made already (generate_phone_numbers)
+            self._job, self.length = length, "phone"
+            self.num_images, self.entropy = len(length), length.entropy
+        elif length == "phone":
+            self.num_images = check_phone_count(num_images)
+            self._job = PhoneJob.plan(num_images, options, source=self.digits, augment=self.augment, seed=seed,
+                                      chunk_size=self.shard_size)
+            self.entropy = self._job.entropy
+        else:
+            self.num_images = check.positive_int(num_images, "num_images")
+            if self.num_images > MAX_IMAGES:
+                raise ValueError(f"num_images: at most {MAX_IMAGES:,} images per export, got {self.num_images:,}")
+            self.entropy = seed if isinstance(seed, int) and not isinstance(seed, bool) else \
+                int(check.as_rng(seed).integers(2**63))
+            self._gen = DataGenerator(batch_size=self.shard_size, image_width=options.image_width,
+                                      spacing_range=options.spacing_range, length=length, seed=self.entropy,
+                                      source=self.digits, split=self.digits.split or "train", fit=options.fit,
+                                      align=options.align)
+        self.seed = seed if isinstance(seed, int) else None
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.num_images // self.shard_size)
+
+    def shard(self, index: int) -> Shard:
+        start = index * self.shard_size
+        stop = min(start + self.shard_size, self.num_images)
+        if self.length == "phone":
+            key = [self.entropy, 1, index]  # PhoneJob's chunk seed
+            labels = self._job.labels[start:stop]
+            state = np.random.default_rng(key).bit_generator.state
+            return Shard(index, start, self._job.codes[start:stop], labels, labels, key, state)
+        key = [self.entropy, 0, index]  # DataGenerator's batch (epoch 0, index)
+        rng = np.random.default_rng(key)
+        codes = self._gen.draw_codes(rng)[: stop - start]
+        labels = self._gen.labels_of(codes).tolist()
+        stems = [f"{i:09d}" for i in range(start, stop)]  # labels repeat, so files are numbered
+        return Shard(index, start, codes, labels, stems, key, rng.bit_generator.state)
+
+    def fingerprint(self, fmt: str, png_level: int) -> dict:
+        """Everything that decides the bytes: two exports with equal fingerprints are the same export."""
+        images = np.ascontiguousarray(self.digits.images)
+        return {"format": fmt, "length": list(self.length) if isinstance(self.length, tuple) else self.length,
+                "num_images": self.num_images, "image_width": self.options.image_width,
+                "spacing_range": list(self.options.spacing_range), "fit": self.options.fit,
+                "align": self.options.align, "augment": self._augment_name, "seed": self.seed,
+                "entropy": self.entropy, "shard_size": self.shard_size, "png_level": png_level,
+                "digits": {"name": self.digits.name, "count": len(self.digits),
+                           "sha1": hashlib.sha1(images.tobytes() + self.digits.labels.tobytes()).hexdigest()}}
+
+
+class Manifest:
+    """The record of an export's complete shards, rewritten atomically as shards complete."""
+
+    def __init__(self, fs, root: str, name: str, head: dict):
+        self.fs, self.path, self.head = fs, join(fs, root, name), head
+        self.labels_name = name.replace("manifest", "labels").replace(".json", ".csv")
+        self.records: dict[int, dict] = {}
+        self._lock = threading.Lock()
+        self._saved = 0.0
+
+    def load(self) -> dict | None:
+        data = read_bytes(self.fs, self.path)
+        return None if data is None else json.loads(data)
+
+    def add(self, record: dict, every: float = 1.0) -> None:
+        with self._lock:
+            self.records[record["index"]] = {k: v for k, v in record.items() if k != "written"}
+            if time.monotonic() - self._saved >= every:
+                self.save()
+
+    def save(self, complete: bool = False) -> None:
+        body = dict(self.head, complete=complete, images=sum(r["count"] for r in self.records.values()),
+                    shards=[self.records[k] for k in sorted(self.records)])
+        write_own(self.fs, self.path, json.dumps(body, indent=1).encode())
+        self._saved = time.monotonic()
+
+
+def _check_format(fmt: str, output: str):
+    if fmt not in FORMATS:
+        raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    spec = FORMATS[fmt]
+    if spec.needs and importlib.util.find_spec(spec.needs) is None:
+        raise ValueError(f"format: {fmt!r} needs the {spec.needs} package: pip install {spec.needs}")
+    if not isinstance(output, (str, os.PathLike)) or not str(output).strip():
+        raise ValueError(f"output: expected a folder or URL, got {output!r}")
+    fs, root = split_url(os.fspath(output))
+    if spec.local_only and fs is not None:
+        raise ValueError(f"output: format {fmt!r} writes a local folder, got {output!r}")
+    if fs is None:
+        parent = root
+        while not os.path.exists(parent):  # the nearest existing folder must be a folder
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise NotADirectoryError(f"output: {parent} is a file, expected a folder")
+    return spec, fs, root
+
+
+def _open_destination(fs, root: str, manifest: Manifest, fingerprint: dict) -> dict:
+    """Make the folder; refuse one that holds a different export; return the earlier records of this one."""
+    from .io import prepare_output_dir
+
+    if fs is None:
+        prepare_output_dir(root)
+        others = [n for n in os.listdir(root) if n.startswith("manifest") and n.endswith(".json")]
+    else:
+        fs.makedirs(root, exist_ok=True)
+        others = [os.path.basename(p) for p in fs.glob(join(fs, root, "manifest*.json"))]
+    for name in others:
+        earlier = json.loads(read_bytes(fs, join(fs, root, name)) or b"{}")
+        theirs = earlier.get("fingerprint", {})
+        if theirs != fingerprint:
+            differ = sorted(k for k in set(theirs) | set(fingerprint) if theirs.get(k) != fingerprint.get(k))
+            hint = " (without a seed, every export is a new one: pass a seed to resume)" \
+                if "entropy" in differ and fingerprint["seed"] is None else ""
+            raise ValueError(f"output: {root} holds a different export ({name} differs in "
+                             f"{', '.join(differ) or 'format'}){hint}; choose another folder")
+    earlier = manifest.load()
+    return {r["index"]: r for r in earlier["shards"]} if earlier else {}
+
+
+def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, format: str = "png",
+           length="phone", fit: str = "shrink", align: str = "center", source=None, augment=None, seed=None,
+           shard_size: int = CHUNK_SIZE, png_level: int = PNG_LEVEL, workers: int = 1,
+           scheduler: str | None = None, part: tuple[int, int] | None = None, progress: bool = False) -> dict:
+    """Write a dataset of generated images, shard by shard, resuming an interrupted run.
+
+    Parameters
+    ----------
+    output : str or path-like
+        A folder, or for ``webdataset``/``parquet`` any fsspec URL (``s3://bucket/set``).
+    num_images, image_width, spacing_range, fit, align, source, augment, seed
+        As for :func:`seqgen.generate_phone_numbers`.
+    format : {"png", "lmdb", "webdataset", "parquet"}
+        ``png``: ``<label>.png`` files and ``labels.csv``; ``lmdb``: one database with
+        ``image-%09d``/``label-%09d`` (1-based) and ``num-samples``; ``webdataset``:
+        ``shard-%06d.tar`` of ``<key>.png/.txt/.json``; ``parquet``: ``shard-%06d.parquet``
+        with ``image`` (Hugging Face ``datasets.Image`` layout), ``label``, ``boxes``.
+    length : "phone", int or (int, int)
+        ``"phone"``: distinct phone numbers, the same images as
+        :func:`~seqgen.generate_phone_numbers`; otherwise random digit strings of that
+        length, as :class:`~seqgen.DataGenerator` draws them: full shard ``k`` holds
+        ``DataGenerator(batch_size=shard_size, length=length, seed=seed, ...)[(0, k)]``.
+    shard_size : int
+        Images per shard: the unit of work, of publication and of resumption.
+    png_level : int
+        zlib level of the PNG bytes (0 stored, 1 compressed).
+    workers : int
+        Local worker processes (a Dask ``LocalCluster``); 1 runs here.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``) to run the shards on.
+    part : (K, M), optional
+        Write only the K-th of M disjoint runs of shards (job arrays); its manifest is
+        ``manifest-K-of-M.json``.
+    progress : bool
+        A progress bar over shards.
+
+    Returns
+    -------
+    dict
+        ``output``, ``manifest`` (path), ``images`` (in the complete shards), ``written``
+        (images written now, the rest were kept from an earlier run), ``shards``.
+
+    Raises
+    ------
+    ExportError
+        A shard failed or the run was interrupted; the complete shards are recorded
+        and the same call resumes.
+    """
+    _check_format(format, output)  # before any work
+    options = Options.check(image_width, spacing_range, fit, align)
+    if png_level not in (0, 1):
+        raise ValueError(f"png_level: expected 0 or 1, got {png_level!r}")
+    check.positive_int(workers, "workers")
+    plan = ExportPlan(num_images, options, length=length, source=source, augment=augment, seed=seed,
+                      shard_size=shard_size)
+    return write_export(plan, output, format=format, png_level=png_level, workers=workers, scheduler=scheduler,
+                        part=part, progress=progress)
+
+
+def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: int = PNG_LEVEL, workers: int = 1,
+                 scheduler: str | None = None, part: tuple[int, int] | None = None, progress: bool = False) -> dict:
+    """Write (or resume) the export ``plan`` describes; see :func:`export`."""
+    spec, fs, root = _check_format(format, output)
+    workers = check.positive_int(workers, "workers")
+    if (workers > 1 or scheduler is not None) and importlib.util.find_spec("distributed") is None:
+        raise ValueError("workers, scheduler: shards on other processes need Dask: pip install 'dask[distributed]'")
+    indices = range(plan.n_shards)
+    if part is not None:
+        k, m = part
+        indices = [int(i) for i in np.array_split(np.arange(plan.n_shards), m)[k - 1]]
+    fingerprint = plan.fingerprint(format, png_level)
+    name = "manifest.json" if part is None else f"manifest-{part[0]}-of-{part[1]}.json"
+    manifest = Manifest(fs, root, name, {"seqgen_export": MANIFEST_VERSION, "fingerprint": fingerprint,
+                                         "n_shards": plan.n_shards, "part": list(part) if part else None,
+                                         "shards_in_part": len(indices)})
+    earlier = _open_destination(fs, root, manifest, fingerprint)
+    store = spec.open_store(fs, root)
+    try:
+        todo = []
+        for index in indices:
+            record = earlier.get(index)
+            if record is not None and spec.verify(fs, root, plan.shard(index), record, store):
+                manifest.records[index] = record
+            else:
+                if record is not None:
+                    warnings.warn(f"shard {index} of {root} changed since it was written; writing it again")
+                    spec.discard(fs, root, plan.shard(index), record)
+                todo.append(index)
+        written = _run_shards(plan, spec, fs, root, os.fspath(output), todo, manifest, store, png_level,
+                              workers, scheduler, progress)
+        manifest.save(complete=True)
+        spec.finish(fs, root, plan, manifest, store)
+    finally:
+        if store is not None:
+            store.close()
+    return {"output": root if fs is None else os.fspath(output), "manifest": manifest.path, "images": sum(r["count"] for r in manifest.records.values()),
+            "written": written, "shards": len(manifest.records)}
+
+
+def _render_and_write(fmt: str, output: str, shard: Shard, digits, options, augment, png_level: int) -> dict:
+    """One shard, in whichever process runs it: render, encode, publish; its record."""
+    fs, root = split_url(output)
+    return FORMATS[fmt].write(fs, root, shard, shard.render(digits, options, augment), png_level)
+
+
+def _on_worker(*args) -> dict:
+    """:func:`_render_and_write` in a worker process, with one BLAS thread (the workers share the cores)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _render_and_write(*args)
+
+
+def _results(plan, fmt, output, todo, png_level, workers, scheduler) -> Iterator[dict]:
+    """Records of the shards in ``todo`` as they complete: here, on local processes or on a cluster."""
+    if workers == 1 and scheduler is None:  # threads here: numpy, Pillow and file writes release the GIL
+        def one(index: int) -> dict:
+            return _render_and_write(fmt, output, plan.shard(index), plan.digits, plan.options, plan.augment,
+                                     png_level)
+
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            yield from ordered_map(one, todo, min(default_threads(), max(1, len(todo))))
+        return
+    from collections import deque
+
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=40)
+    with Client(cluster if cluster is not None else scheduler) as client:
+        n_workers = max(1, len(client.scheduler_info()["workers"]))
+        digits = client.scatter(plan.digits, broadcast=True)
+        in_flight: deque = deque()
+        for index in todo:
+            in_flight.append(client.submit(_on_worker, fmt, output, plan.shard(index), digits, plan.options,
+                                           plan.augment, png_level, pure=False))
+            if len(in_flight) >= 2 * n_workers:  # bounded: memory does not grow with the export
+                yield in_flight.popleft().result()  # in order, so an LMDB is laid out the same way every time
+        while in_flight:
+            yield in_flight.popleft().result()
+    if cluster is not None:
+        cluster.close()
+
+
+def _run_shards(plan, spec, fs, root, output, todo, manifest, store, png_level, workers, scheduler,
+                progress) -> int:
+    from tqdm.auto import tqdm
+
+    written = 0
+    bar = tqdm(total=len(todo), unit="shard", disable=not progress, delay=1.0)
+    try:
+        for record in _results(plan, spec.name, output, todo, png_level, workers, scheduler):
+            record = spec.commit(store, record)
+            written += record["written"]
+            manifest.add(record)
+            bar.update(1)
+    except BaseException as exc:
+        manifest.save()
+        spec.finish(fs, root, plan, manifest, store)
+        done = sum(r["count"] for r in manifest.records.values())
+        message = (f"export stopped with {done:,} of {plan.num_images:,} images in {len(manifest.records)} complete "
+                   f"shards, recorded in {manifest.path}; run the same command again to resume")
+        if isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt(message) from None
+        raise ExportError(f"{message} ({type(exc).__name__}: {exc})") from exc
+    finally:
+        bar.close()
+    return written

@@ -1,0 +1,281 @@
+"""Exports: every format read back by its real client, shards that resume, Dask, fsspec, refusals."""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import lmdb
+import numpy as np
+import pytest
+from PIL import Image
+
+from seqgen import DataGenerator, generate_phone_numbers
+from seqgen.compose import Options
+from seqgen.export import ExportError, export
+from seqgen.formats import FORMATS
+from seqgen.generate import PhoneJob
+
+N, WIDTH = 250, 120
+COMMON = {"shard_size": 100, "seed": 4}
+
+
+@pytest.fixture(scope="module")
+def reference(train_digits):
+    """The in-memory arrays the exports must hold: the phone numbers rendered in chunks of 100."""
+    job = PhoneJob.plan(N, Options.check(WIDTH, (2, 10), "shrink", "center"), source=train_digits, seed=4,
+                        chunk_size=100)
+    batches = [job.render(chunk) for chunk in range(job.n_chunks)]
+    images = np.concatenate([b.images for b in batches])
+    return np.rint(images * 255).astype(np.uint8), job.labels, np.concatenate([b.boxes for b in batches])
+
+
+def decode(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image)
+
+
+def tree(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` by relative name (LMDB files by their content instead)."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(folder, "**"), recursive=True)):
+        if os.path.isfile(path) and not path.endswith(".mdb"):
+            with open(path, "rb") as handle:
+                out[os.path.relpath(path, folder)] = handle.read()
+    if os.path.exists(os.path.join(folder, "data.mdb")):
+        with lmdb.open(str(folder), readonly=True, lock=False) as env, env.begin() as txn:
+            out["data.mdb"] = b"".join(k + b"\0" + v for k, v in txn.cursor())
+    return out
+
+
+def test_png_export_is_generate_phone_numbers_output(train_digits, tmp_path):
+    images, labels = generate_phone_numbers(N, WIDTH, (2, 10), source=train_digits, seed=4)
+    images = np.rint(images * 255).astype(np.uint8)
+    result = export(tmp_path, N, WIDTH, source=train_digits, seed=4)  # shards of 1000, as generate's chunks
+    assert result["images"] == result["written"] == N and result["shards"] == 1
+    rows = (tmp_path / "labels.csv").read_text().splitlines()
+    assert rows == ["file,label"] + [f"{label}.png,{label}" for label in labels]
+    for image, label in zip(images, labels):
+        assert np.array_equal(decode((tmp_path / f"{label}.png").read_bytes()), image)
+
+
+def test_lmdb_in_the_ocr_key_convention(train_digits, reference, tmp_path):
+    images, labels, boxes = reference
+    export(tmp_path, N, WIDTH, source=train_digits, format="lmdb", **COMMON)
+    with lmdb.open(str(tmp_path), readonly=True, lock=False) as env, env.begin() as txn:
+        assert txn.get(b"num-samples") == str(N).encode()
+        for i in range(N):  # keys are 1-based
+            assert txn.get(b"label-%09d" % (i + 1)).decode() == labels[i]
+            assert np.array_equal(decode(txn.get(b"image-%09d" % (i + 1))), images[i])
+            assert json.loads(txn.get(b"boxes-%09d" % (i + 1))) == boxes[i].tolist()
+        assert txn.get(b"image-%09d" % 0) is None and txn.get(b"image-%09d" % (N + 1)) is None
+
+
+def test_webdataset_shards_read_by_webdataset_in_a_dataloader(train_digits, reference, tmp_path):
+    import torch
+    import webdataset as wds
+
+    images, labels, boxes = reference
+    export(tmp_path, N, WIDTH, source=train_digits, format="webdataset", **COMMON)
+    shards = sorted(glob.glob(str(tmp_path / "shard-*.tar")))
+    assert [os.path.basename(s) for s in shards] == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
+    dataset = wds.WebDataset(shards, shardshuffle=False).decode("pill").to_tuple("__key__", "png", "txt", "json")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2)
+    seen = set()
+    for key, image, text, meta in loader:
+        i = int(key)
+        seen.add(i)
+        assert text == labels[i] == meta["label"] and meta["boxes"] == boxes[i].tolist()
+        assert np.array_equal(np.asarray(image), images[i])
+    assert seen == set(range(N))
+
+
+def test_parquet_read_by_hugging_face_datasets(train_digits, reference, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    images, labels, boxes = reference
+    export(tmp_path / "set", N, WIDTH, source=train_digits, format="parquet", **COMMON)
+    files = sorted(glob.glob(str(tmp_path / "set" / "shard-*.parquet")))
+    data = datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=str(tmp_path / "cache"))
+    assert isinstance(data.features["image"], datasets.Image) and len(data) == N
+    for i in (0, 99, 100, N - 1):
+        row = data[i]
+        assert row["label"] == labels[i] and row["boxes"] == boxes[i].tolist()
+        assert np.array_equal(np.asarray(row["image"]), images[i])  # decoded by datasets itself
+
+
+def test_containers_hold_the_png_exports_bytes(train_digits, tmp_path):
+    export(tmp_path / "png", N, WIDTH, source=train_digits, **COMMON)
+    export(tmp_path / "tar", N, WIDTH, source=train_digits, format="webdataset", **COMMON)
+    import tarfile
+
+    with tarfile.open(tmp_path / "tar" / "shard-000001.tar") as tar:
+        member = tar.getmembers()[0]
+        label = tar.extractfile(tar.getmember(member.name.replace(".png", ".txt"))).read().decode()
+        assert tar.extractfile(member).read() == (tmp_path / "png" / f"{label}.png").read_bytes()
+
+
+def test_random_length_shards_are_data_generator_batches(train_digits, tmp_path):
+    export(tmp_path, 250, 160, (-2, 6), format="webdataset", length=(1, 12), source=train_digits, augment="light",
+           shard_size=100, seed=7)
+    gen = DataGenerator(batch_size=100, image_width=160, spacing_range=(-2, 6), length=(1, 12), augment="light",
+                        source=train_digits, seed=7)
+    import tarfile
+
+    with tarfile.open(tmp_path / "shard-000001.tar") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    x, y = gen[(0, 1)]
+    assert {len(label) for label in y} > {5}  # lengths vary
+    for i in (0, 57, 99):
+        key = f"{100 + i:09d}"
+        assert members[f"{key}.txt"].decode() == y[i]
+        assert np.array_equal(decode(members[f"{key}.png"]), np.rint(x[i] * 255).astype(np.uint8))
+        assert len(json.loads(members[f"{key}.json"])["boxes"]) == len(y[i])
+
+
+@pytest.mark.parametrize("fmt", ["png", "lmdb", "webdataset", "parquet"])
+def test_a_failed_export_resumes_to_the_uninterrupted_bytes(fmt, train_digits, tmp_path, monkeypatch):
+    export(tmp_path / "whole", N, WIDTH, source=train_digits, format=fmt, **COMMON)
+    spec = FORMATS[fmt]
+    write = type(spec).write
+
+    def fail_on_shard_2(self, fs, root, shard, batch, level):
+        if shard.index == 2:
+            raise OSError(28, "No space left on device")
+        return write(self, fs, root, shard, batch, level)
+
+    monkeypatch.setattr(type(spec), "write", fail_on_shard_2)
+    with pytest.raises(ExportError, match=r"export stopped with 200 of 250 images in 2 complete shards, recorded in "
+                                          r".*manifest.json; run the same command again to resume \(OSError: "):
+        export(tmp_path / "cut", N, WIDTH, source=train_digits, format=fmt, **COMMON)
+    manifest = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+    assert not manifest["complete"] and [s["index"] for s in manifest["shards"]] == [0, 1]
+    if fmt == "png":  # the manifest describes what is on disk
+        assert len((tmp_path / "cut" / "labels.csv").read_text().splitlines()) == 201
+    monkeypatch.undo()
+    result = export(tmp_path / "cut", N, WIDTH, source=train_digits, format=fmt, **COMMON)
+    assert result["written"] == 50 and result["images"] == N
+    assert tree(tmp_path / "cut") == tree(tmp_path / "whole")
+
+
+def test_a_changed_shard_is_written_again(train_digits, tmp_path):
+    export(tmp_path, N, WIDTH, source=train_digits, format="parquet", **COMMON)
+    before = tree(tmp_path)
+    (tmp_path / "shard-000001.parquet").write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="shard 1 of .* changed since it was written; writing it again"):
+        result = export(tmp_path, N, WIDTH, source=train_digits, format="parquet", **COMMON)
+    assert result["written"] == 100 and tree(tmp_path) == before
+
+
+def test_a_different_export_is_refused_and_nothing_changes(train_digits, tmp_path):
+    export(tmp_path, N, WIDTH, source=train_digits, format="webdataset", **COMMON)
+    before = tree(tmp_path)
+    with pytest.raises(ValueError, match=r"holds a different export \(manifest.json differs in image_width\)"):
+        export(tmp_path, N, WIDTH + 1, source=train_digits, format="webdataset", **COMMON)
+    with pytest.raises(ValueError, match=r"differs in entropy, seed\) \(without a seed, every export is a new one"):
+        export(tmp_path, N, WIDTH, source=train_digits, format="webdataset", shard_size=100)
+    assert tree(tmp_path) == before
+
+
+def test_a_foreign_file_under_a_shard_name_is_never_overwritten(train_digits, tmp_path):
+    (tmp_path / "shard-000000.tar").write_bytes(b"not ours")
+    with pytest.raises(ExportError, match="shard-000000.tar exists and holds different bytes; it is not overwritten"):
+        export(tmp_path, N, WIDTH, source=train_digits, format="webdataset", **COMMON)
+    assert (tmp_path / "shard-000000.tar").read_bytes() == b"not ours"
+
+
+def test_parts_of_a_job_array_add_up_to_the_whole(train_digits, tmp_path):
+    export(tmp_path / "whole", N, WIDTH, source=train_digits, format="lmdb", **COMMON)
+    export(tmp_path / "parts", N, WIDTH, source=train_digits, format="lmdb", part=(2, 2), **COMMON)
+    with lmdb.open(str(tmp_path / "parts"), readonly=True, lock=False) as env, env.begin() as txn:
+        assert txn.get(b"num-samples") is None  # not every part is in yet
+    export(tmp_path / "parts", N, WIDTH, source=train_digits, format="lmdb", part=(1, 2), **COMMON)
+    whole, parts = tree(tmp_path / "whole"), tree(tmp_path / "parts")
+    assert parts["data.mdb"] == whole["data.mdb"]
+    assert sorted(parts) == ["data.mdb", "manifest-1-of-2.json", "manifest-2-of-2.json"]
+
+
+def test_any_fsspec_destination(train_digits, tmp_path):
+    import fsspec
+
+    export("memory://seqgen-test/set", N, WIDTH, source=train_digits, format="parquet", **COMMON)
+    export(tmp_path, N, WIDTH, source=train_digits, format="parquet", **COMMON)
+    memory = fsspec.filesystem("memory")
+    for name in ("shard-000000.parquet", "shard-000002.parquet"):
+        assert memory.cat_file(f"/seqgen-test/set/{name}") == (tmp_path / name).read_bytes()
+    result = export("memory://seqgen-test/set", N, WIDTH, source=train_digits, format="parquet", **COMMON)
+    assert result["written"] == 0 and result["output"] == "memory://seqgen-test/set"
+
+
+def test_two_dask_workers_and_an_existing_scheduler_give_the_serial_bytes(train_digits, tmp_path):
+    from dask.distributed import LocalCluster
+
+    for fmt in ("webdataset", "lmdb"):
+        export(tmp_path / f"serial-{fmt}", N, WIDTH, source=train_digits, format=fmt, augment="light", **COMMON)
+        export(tmp_path / f"local-{fmt}", N, WIDTH, source=train_digits, format=fmt, augment="light", workers=2,
+               **COMMON)
+        assert tree(tmp_path / f"local-{fmt}") == tree(tmp_path / f"serial-{fmt}")
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=40) as cluster:
+        export(tmp_path / "cluster", N, WIDTH, source=train_digits, format="webdataset", augment="light",
+               scheduler=cluster.scheduler_address, **COMMON)
+    assert tree(tmp_path / "cluster") == tree(tmp_path / "serial-webdataset")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"format": "zip"}, "format: expected one of png, lmdb, webdataset, parquet, got 'zip'"),
+    ({"format": "lmdb", "output": "memory://x"}, "output: format 'lmdb' writes a local folder, got 'memory://x'"),
+    ({"output": "nope://x"}, "output: cannot write to 'nope://x'"),
+    ({"output": ""}, "output: expected a folder or URL, got ''"),
+    ({"png_level": 5}, "png_level: expected 0 or 1, got 5"),
+    ({"workers": 0}, "workers: expected a positive int"),
+    ({"length": (3, 2)}, "length"),
+])
+def test_bad_arguments_name_themselves(kwargs, message, train_digits, tmp_path):
+    kwargs = {"output": tmp_path / "x", **kwargs}
+    with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(").replace(")", r"\)")):
+        export(kwargs.pop("output"), 10, 100, source=train_digits, **kwargs)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_missing_optional_package_is_named(train_digits, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lmdb" else real(name, *a))
+    with pytest.raises(ValueError, match="format: 'lmdb' needs the lmdb package: pip install lmdb"):
+        export(tmp_path, 10, 100, source=train_digits, format="lmdb")
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "seqgen", "phone", "--num-images", "3000", "--image-width", "100", "--seed", "3",
+            "--source", "sample", "--shard-size", "100", "--quiet", *args]
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_cli_export_resumes_to_the_uninterrupted_files(how, tmp_path):
+    whole = subprocess.run(_cli("--output-dir", str(tmp_path / "whole")), capture_output=True, text=True, check=False)
+    assert whole.returncode == 0, whole.stderr
+    cut = tmp_path / "cut"
+    process = subprocess.Popen(_cli("--output-dir", str(cut)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (cut / "manifest.json").exists():
+        time.sleep(0.02)
+    process.send_signal(how)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode in (-9, 130), err
+    if how == signal.SIGTERM:
+        assert "run the same command again to resume" in err and "Traceback" not in err
+        assert not json.loads((cut / "manifest.json").read_text())["complete"]
+    assert len(list(cut.glob("*.png"))) < 3000
+    again = subprocess.run(_cli("--output-dir", str(cut)), capture_output=True, text=True, check=False)
+    assert again.returncode == 0 and "kept" in again.stdout, again.stderr
+    assert tree(cut) == tree(tmp_path / "whole")
