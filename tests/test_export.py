@@ -22,6 +22,7 @@ from seqgen.export import ExportError, export
 from seqgen.formats import FORMATS
 from seqgen.generate import PhoneJob
 
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # read before `datasets` is imported: local files only
 N, WIDTH = 250, 120
 COMMON = {"shard_size": 100, "seed": 4}
 
@@ -96,8 +97,7 @@ def test_webdataset_shards_read_by_webdataset_in_a_dataloader(train_digits, refe
     assert seen == set(range(N))
 
 
-def test_parquet_read_by_hugging_face_datasets(train_digits, reference, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+def test_parquet_read_by_hugging_face_datasets(train_digits, reference, tmp_path):
     import datasets
 
     images, labels, boxes = reference
