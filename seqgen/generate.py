@@ -94,6 +94,7 @@ def generate_numbers_sequence(
     """
     codes = check.digit_sequence(digits)
     options = Options.check(image_width, spacing_range, fit, align)
+    options.check_digits(len(codes))
     folder = prepare_output_dir(output_path) if output_path is not None else None
     rng = check.as_rng(seed)
     batch = options.render(codes[None], resolve_source(source), rng, resolve_augment(augment))
@@ -137,6 +138,7 @@ class PhoneJob:
         """Draw the distinct numbers and the chunk seeds; resolve the digit source."""
         num_images = check_phone_count(num_images)
         chunk_size = check.positive_int(chunk_size, "chunk_size")
+        options.check_digits(PHONE_DIGITS + 1, "phone numbers")
         entropy = int(check.as_rng(seed).integers(2**63))
         values = distinct_phone_numbers(num_images, np.random.default_rng([entropy, 0]))
         powers = 10 ** np.arange(PHONE_DIGITS - 1, -1, -1, dtype=np.int64)
@@ -227,6 +229,7 @@ def generate_phone_numbers(
         Only with ``return_boxes``.
     """
     options = Options.check(image_width, spacing_range, fit, align)
+    options.check_digits(PHONE_DIGITS + 1, "phone numbers")
     check_phone_count(num_images)
     n_threads = default_threads() if threads is None else check.positive_int(threads, "threads")
     folder = prepare_output_dir(output_path) if output_path is not None else None

@@ -15,6 +15,14 @@ import numpy as np
 #: up to this many columns (touching and overlapping handwriting).
 MIN_SPACING = -8
 
+#: The widest a sequence may be composed before it is fitted to the image width,
+#: in pixels: resampling costs memory that grows with it (quadratically, for the
+#: cached filter banks), so longer digit strings or wider gaps are refused up front.
+MAX_STRIP_WIDTH = 4096
+#: The widest image: 28 x 8192 float32 is 0.9 MB per image.
+MAX_IMAGE_WIDTH = 8192
+GLYPH_WIDTH = 28
+
 FITS = ("shrink", "stretch", "error")
 ALIGNS = ("center", "left", "right", "random")
 
@@ -55,6 +63,24 @@ def spacing(spacing_range) -> tuple[int, int]:
     if lo < MIN_SPACING:
         raise ValueError(f"spacing_range: lo must be >= {MIN_SPACING} (overlap limit), got {lo}")
     return int(lo), int(hi)
+
+
+def image_width(value) -> int:
+    """``value`` as an int in ``1..MAX_IMAGE_WIDTH``."""
+    width = positive_int(value, "image_width")
+    if width > MAX_IMAGE_WIDTH:
+        raise ValueError(f"image_width: at most {MAX_IMAGE_WIDTH} pixels, got {width}")
+    return width
+
+
+def strip_width(n_digits: int, spacing_range: tuple[int, int], name: str = "digits") -> int:
+    """The widest ``n_digits`` digits can be composed with ``spacing_range``; refused over ``MAX_STRIP_WIDTH``."""
+    hi = max(spacing_range[1], 0)
+    widest = n_digits * GLYPH_WIDTH + (n_digits - 1) * hi
+    if widest > MAX_STRIP_WIDTH:
+        raise ValueError(f"{name}, spacing_range: {n_digits} digits with gaps up to {hi} px can be {widest} px "
+                         f"wide before fitting; at most {MAX_STRIP_WIDTH} px: ask for fewer digits or smaller gaps")
+    return widest
 
 
 def choice(value, name: str, allowed: tuple[str, ...]) -> str:

@@ -20,7 +20,10 @@ def test_sequence_writes_one_png(tmp_path):
     result = run_cli("sequence", "--digits", "78677", "--image-width", "150", "--seed", "1",
                      "--source", "sample", "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"wrote 1 image of 78677 to {tmp_path}"
+    assert result.stdout.strip() == f"wrote {tmp_path / '78677.png'}"
+    again = run_cli("sequence", "--digits", "78677", "--image-width", "150", "--seed", "1",
+                    "--source", "sample", "--output-dir", str(tmp_path))
+    assert again.stdout.strip() == f"wrote {tmp_path / '78677_1.png'}"  # never over the first
     with Image.open(tmp_path / "78677.png") as png:
         assert png.size == (150, 28) and png.mode == "L"
     from seqgen import generate_numbers_sequence, load_mnist
@@ -65,29 +68,63 @@ def test_png_level_changes_the_size_not_the_pixels(tmp_path):
     assert sizes["0"] > 2 * sizes["1"]
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["sequence", "--digits", "78a77", "--image-width", "150"], "digits: expected only the characters 0-9, got 'a'"),
-        (["sequence", "--digits", "123", "--image-width", "0"], "image_width: expected a positive int, got 0"),
-        (["sequence", "--digits", "123", "--image-width", "-5"], "image_width: expected a positive int, got -5"),
-        (["sequence", "--digits", "123", "--image-width", "100", "--spacing", "9", "2"], "spacing_range: lo must not exceed hi"),
-        (["sequence", "--digits", "123", "--image-width", "100", "--spacing", "-20", "2"], "spacing_range: lo must be >= -8"),
-        (["phone", "--num-images", "0", "--image-width", "100"], "--num-images: expected a positive int, got 0"),
-        (["phone", "--num-images", "2", "--image-width", "100", "--workers", "0"], "--workers: expected a positive int"),
-        (["phone", "--num-images", "2", "--image-width", "100", "--fit", "squash"], "argument --fit: invalid choice: 'squash'"),
-        (["phone", "--num-images", "2", "--image-width", "abc"], "argument --image-width: invalid int value: 'abc'"),
-        (["phone", "--num-images", "2", "--image-width", "100", "--shard", "3/2"], "expected K/M with 1 <= K <= M"),
-        (["sequence", "--image-width", "100"], "the following arguments are required: --digits"),
-        (["phone", "--num-images", "2", "--image-width", "100", "--png-level", "9"], "argument --png-level: invalid choice: 9 (choose from 0, 1)"),
-    ],
-)
-def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
-    result = run_cli(*args, "--output-dir", str(tmp_path / "out"))
-    assert result.returncode == 2
+OUT = "<out>"  # replaced by a fresh folder: nothing may be written there
+BAD_INPUTS = [
+    # sequence
+    (["sequence", "--digits", "78a77", "--image-width", "150"], "--digits: expected only the characters 0-9, got 'a'"),
+    (["sequence", "--digits", "123", "--image-width", "0"], "--image-width: expected a positive int, got 0"),
+    (["sequence", "--digits", "123", "--image-width", "-5"], "--image-width: expected a positive int, got -5"),
+    (["sequence", "--digits", "123", "--image-width", "100000"], "--image-width: at most 8192 pixels, got 100000"),
+    (["sequence", "--digits", "123", "--image-width", "100", "--spacing", "9", "2"], "--spacing: lo must not exceed hi"),
+    (["sequence", "--digits", "123", "--image-width", "100", "--spacing", "-20", "2"], "--spacing: lo must be >= -8"),
+    (["sequence", "--digits", "123", "--image-width", "100", "--spacing", "0", "1000000"],
+     "--digits, --spacing: 3 digits with gaps up to 1000000 px can be 2000084 px wide before fitting; at most 4096"),
+    (["sequence", "--digits", "1" * 300, "--image-width", "100"], "--digits, --spacing: 300 digits"),
+    (["sequence", "--digits", "123", "--image-width", "100", "--seed", "-1"], "--seed: expected a non-negative int"),
+    (["sequence", "--image-width", "100"], "the following arguments are required: --digits"),
+    (["sequence", "--digits", "12", "--image-width", "100", "--output-dir", ""], "--output-dir: expected a folder name"),
+    # phone
+    (["phone", "--num-images", "0", "--image-width", "100"], "--num-images: expected a positive int, got 0"),
+    (["phone", "--num-images", "10000000000", "--image-width", "100"], "--num-images: at most 10,000,000 phone numbers"),
+    (["phone", "--num-images", "2", "--image-width", "100", "--spacing", "0", "10000"],
+     "--spacing: 11 digits with gaps up to 10000 px can be 100308 px wide"),
+    (["phone", "--num-images", "2", "--image-width", "100", "--workers", "0"], "--workers: expected a positive int"),
+    (["phone", "--num-images", "2", "--image-width", "100", "--shard-size", "0"], "--shard-size: expected a positive int"),
+    (["phone", "--num-images", "2", "--image-width", "100", "--fit", "squash"], "argument --fit: invalid choice: 'squash'"),
+    (["phone", "--num-images", "2", "--image-width", "abc"], "argument --image-width: invalid int value: 'abc'"),
+    (["phone", "--num-images", "2", "--image-width", "100", "--shard", "3/2"], "expected K/M with 1 <= K <= M"),
+    (["phone", "--num-images", "2", "--image-width", "100", "--png-level", "9"],
+     "argument --png-level: invalid choice: 9 (choose from 0, 1)"),
+    (["phone", "--num-images", "2", "--image-width", "100", "--format", "zip"], "argument --format: invalid choice"),
+    (["phone", "--num-images", "2", "--image-width", "100", "--format", "lmdb", "--output-dir", "memory://x"],
+     "--output-dir: format 'lmdb' writes a local folder"),
+    (["phone", "--num-images", "2", "--image-width", "100", "--format", "parquet", "--output-dir", "nope://x"],
+     "--output-dir: cannot write to 'nope://x'"),
+    # sequences
+    (["sequences", "--num-images", "2", "--image-width", "100", "--length", "12", "1"], "--length: expected N or LO HI"),
+    (["sequences", "--num-images", "2", "--image-width", "100", "--length", "1", "2", "3"], "--length: expected N or LO HI"),
+    (["sequences", "--num-images", "2", "--image-width", "100", "--length", "200"], "--length, --spacing: 200 digits"),
+    (["sequences", "--num-images", "-2", "--image-width", "100", "--length", "5"], "--num-images: expected a positive int"),
+    # recognize, download, info (train has its own table below)
+    (["recognize", "--model", "no-such-model.pt", "a.png"], "--model: no-such-model.pt is not a file"),
+    (["recognize"], "the following arguments are required: files"),
+    (["download", "--retries", "-1", "--data-dir", OUT], "--retries: expected an int >= 0, got -1"),
+    (["info", "--data-dir", "/etc/hostname"], "--data-dir: /etc/hostname is a file, expected a folder"),
+    (["nosuch"], "invalid choice: 'nosuch'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS)
+def test_every_subcommand_answers_bad_input_in_one_line_with_exit_2(tmp_path, args, message):
+    out = tmp_path / "out"
+    args = [str(out) if a == OUT else a for a in args]
+    if args[0] in ("sequence", "phone", "sequences") and "--output-dir" not in args:
+        args += ["--output-dir", str(out)]
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert message in result.stderr
-    assert not (tmp_path / "out").exists()  # nothing was written
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == []  # nothing was written
 
 
 def test_output_dir_that_is_a_file(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import gzip
 import json
 import socket
@@ -286,6 +287,23 @@ def test_auto_falls_back_to_the_sample_with_one_warning(cache, monkeypatch):
     assert (train.name, len(train), test.name, len(test)) == ("sample", 4000, "sample", 1000)
     messages = [str(w.message) for w in caught if issubclass(w.category, SampleFallbackWarning)]
     assert len(messages) == 1 and "seqgen download" in messages[0]
+
+
+def test_a_failed_download_is_remembered_so_the_next_process_starts_at_once(cache, monkeypatch, server):
+    monkeypatch.delenv("SEQGEN_OFFLINE")
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", _refused_url())
+    with pytest.warns(SampleFallbackWarning, match="full MNIST could not be downloaded: using"):
+        load_mnist("train", data_dir=cache, progress=False)
+    data.clear_cache()  # as a new process would start
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", server.url())  # reachable now, but not asked for a while
+    with pytest.warns(SampleFallbackWarning, match="in the last 10 minutes \\(not tried again until then\\)"):
+        assert load_mnist("train", data_dir=cache, progress=False).name == "sample"
+    assert server.requests == []
+    os.utime(cache / ".download-failed", (0, 0))  # long ago: the network is tried again
+    data.clear_cache()
+    monkeypatch.setitem(data.DATASETS, "mnist", dataclasses.replace(data.MNIST, registry=server.registry))
+    assert load_mnist("train", data_dir=cache, progress=False).name == "mnist"
+    assert server.requests and not (cache / ".download-failed").exists()
 
 
 def test_offline_env_skips_the_network(cache, monkeypatch, server):
