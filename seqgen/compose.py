@@ -45,18 +45,21 @@ def render_batch(codes: np.ndarray, source: DigitSet, image_width: int, spacing_
     draw parts of the batch without changing the result.
     """
     picks = layout.sample_glyphs(codes, source, rng)
+    glyphs = layout.Glyphs.of_source(source, picks)
     if augment is None:
-        glyphs, columns = layout.Glyphs.of_source(source, picks), raster.source_table(source)
+        columns = raster.source_table(source)
     else:  # a child generator, so that the layout draws stay those of no augmentation
         augment_rng = rng.spawn(1)[0]
-        varied = augment.augment_glyphs(source.images[picks], augment_rng)
-        glyphs, columns = layout.Glyphs.of_images(varied), raster.column_table(varied)
+        writers = np.repeat(np.arange(len(codes)), (codes >= 0).sum(axis=1))  # the sequence of each glyph
+        varied, changed = augment.vary_glyphs(source.images[picks], augment_rng, writers)
+        glyphs, columns = layout.Glyphs.of_images(varied, glyphs, changed), raster.column_table(varied)
     strips = layout.lay_out(glyphs, codes >= 0, spacing_range, rng)
     placement = layout.fit_to_width(strips, image_width, fit, align, rng)
     images = raster.draw(strips, placement, columns, out=out, threads=threads)
+    boxes = layout.boxes(strips, placement)
     if augment is not None:
-        augment.augment_images(images, augment_rng)
-    return Batch(images, layout.boxes(strips, placement))
+        augment.augment_images(images, augment_rng, boxes)
+    return Batch(images, boxes)
 
 
 def resolve_augment(augment):

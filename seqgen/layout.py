@@ -49,9 +49,26 @@ class Glyphs:
         return cls(picks, source.ink_extents[picks], source.ink_rows[picks])
 
     @classmethod
-    def of_images(cls, images: np.ndarray) -> "Glyphs":
-        """Glyphs given as ``(n, 28, 28)`` images (augmented copies), numbered in order."""
-        return cls(np.arange(len(images)), ink_bounds(images.max(axis=1)), ink_bounds(images.max(axis=2)))
+    def of_images(cls, images: np.ndarray, like: "Glyphs | None" = None, changed: np.ndarray | None = None
+                  ) -> "Glyphs":
+        """Glyphs given as ``(n, 28, 28)`` images (augmented copies), numbered in order.
+
+        With ``like`` (the glyphs they were copied from) and a ``changed`` mask, only the
+        changed glyphs' ink is measured again.
+        """
+        if like is None or changed is None:
+            return cls(np.arange(len(images)), *ink_bounds_of(images))
+        columns, rows = like.columns.copy(), like.rows.copy()
+        which = np.flatnonzero(changed)
+        columns[which], rows[which] = ink_bounds_of(images[which])
+        return cls(np.arange(len(images)), columns, rows)
+
+
+def ink_bounds_of(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink column and row bounds ``(n, 2)`` of ``(n, 28, 28)`` uint8 glyphs, as :func:`ink_bounds`."""
+    words = np.ascontiguousarray(images).reshape(len(images), 28, 28).view(np.uint32)  # 4 pixels a word
+    columns = np.bitwise_or.reduce(words, axis=1).view(np.uint8)  # nonzero where a column holds ink
+    return ink_bounds(columns), ink_bounds(words.any(axis=2))
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,22 @@ from seqgen.augment import (
     Background,
     Contrast,
     Elastic,
+    FormField,
     GaussianBlur,
     GaussianNoise,
+    JpegArtefacts,
     Pipeline,
     SaltPepper,
     ScanDegradation,
     Size,
     StrokeWidth,
+    WriterStyle,
     resolve,
 )
 
-ALL = [Affine, Size, Elastic, StrokeWidth, GaussianNoise, SaltPepper, GaussianBlur, Contrast, Background, ScanDegradation]
-GLYPH_LEVEL = [Affine, Size, Elastic, StrokeWidth]
+ALL = [Affine, Size, Elastic, StrokeWidth, WriterStyle, GaussianNoise, SaltPepper, GaussianBlur, Contrast, Background,
+       ScanDegradation, FormField, JpegArtefacts]
+GLYPH_LEVEL = [Affine, Size, Elastic, StrokeWidth, WriterStyle]
 
 
 def phones(source, augment, seed=0, n=40, width=160):
@@ -65,7 +69,8 @@ def test_same_seed_same_bytes_different_seed_different(train_digits):
 
 
 def test_boxes_follow_the_glyph_transforms(train_digits):
-    pipeline = Pipeline([Affine(p=1.0, strength=1.5), Size(p=1.0), Elastic(p=1.0), StrokeWidth(p=1.0)])
+    pipeline = Pipeline([WriterStyle(p=1.0), Affine(p=1.0, strength=1.5), Size(p=1.0), Elastic(p=1.0),
+                         StrokeWidth(p=1.0)])
     images, _, boxes = phones(train_digits, pipeline, n=60, width=300)
     for img, box in zip(images, boxes):
         inside = np.zeros(img.shape, bool)
@@ -90,8 +95,44 @@ def test_glyph_warp_matches_scipy_affine_transform(train_digits):
         inverse = np.linalg.inv(a)
         expected = affine_transform(glyph.astype(np.float64), inverse, offset=centre - inverse @ (centre + t),
                                     order=1, mode="grid-constant", cval=0.0, prefilter=False)
-        assert np.abs(out.astype(int) - np.rint(expected)).max() <= 1  # float32 coordinates
+        # OpenCV interpolates at 1/32 pixel: within one grey level of the exact bilinear value
+        assert np.abs(out.astype(int) - np.rint(expected)).max() <= 1
     assert (warped != glyphs).any()
+
+
+def test_stroke_width_equals_scipy_grey_morphology(train_digits):
+    """OpenCV on the stacked, edge-padded glyphs gives exactly scipy.ndimage's grey dilation and erosion."""
+    from scipy.ndimage import grey_dilation, grey_erosion
+
+    from seqgen.augment.functional import stroke_width
+
+    rng = np.random.default_rng(3)
+    glyphs = train_digits.images[rng.integers(0, len(train_digits), 50)].copy()
+    glyphs[:5, 0, :] = 200  # ink on the edge rows: where stacked glyphs would touch
+    glyphs[5:10, -1, :] = 180
+    cross = np.zeros((3, 3), bool)
+    cross[1, :] = cross[:, 1] = True
+    for amount in (0.5, 1.0, 1.5, 2.0, 3.0):
+        for thin, op in ((False, grey_dilation), (True, grey_erosion)):
+            expected = glyphs.copy()
+            for _ in range(int(amount)):
+                expected = np.stack([op(g, footprint=cross) for g in expected])
+            if amount % 1:
+                last = np.stack([op(g, footprint=cross) for g in expected]).astype(np.float32)
+                expected = np.floor(expected + (amount % 1) * (last - expected) + 0.5).astype(np.uint8)
+            np.testing.assert_array_equal(stroke_width(glyphs, amount, thinner=thin), expected)
+
+
+def test_blur_matches_scipy_gaussian_filter(train_digits):
+    """OpenCV's separable blur of the stacked images agrees with scipy's gaussian_filter (nearest edges)."""
+    from scipy.ndimage import gaussian_filter
+
+    from seqgen.augment.functional import gaussian_blur
+
+    images = generate_phone_numbers(8, 160, source=train_digits, seed=4)[0]
+    for sigma in (0.3, 0.7, 1.3):
+        expected = gaussian_filter(images, sigma=(0, sigma, sigma), mode="nearest")
+        np.testing.assert_allclose(gaussian_blur(images, sigma), expected, atol=2e-6)
 
 
 def test_elastic_field_is_gaussian_filtered_noise():
@@ -99,8 +140,10 @@ def test_elastic_field_is_gaussian_filtered_noise():
 
     field = Elastic(alpha=1.0, sigma=3.0, p=1.0).params((6, 28, 28), np.random.default_rng(2))["field"]
     reference = np.random.default_rng(2)
-    reference.random(6)  # the selection draw comes first
-    noise = reference.uniform(-1, 1, (6, 2, 28, 28)).astype(np.float32)
+    reference.random(6)  # the selection draw comes first, then a bank of noise and each glyph's offset in it
+    bank = reference.uniform(-1, 1, Elastic.bank_size + 2 * 28 * 28).astype(np.float32)
+    noise = np.stack([bank[o : o + 2 * 28 * 28].reshape(2, 28, 28)
+                      for o in reference.integers(0, Elastic.bank_size + 1, 6)])
     expected = gaussian_filter(noise, sigma=(0, 0, 3.0, 3.0), mode="constant", truncate=2.5)
     np.testing.assert_allclose(field, expected, atol=1e-6)
 
@@ -143,8 +186,10 @@ def test_params_then_a_plain_function_on_any_array():
     images = np.ones((5, 28, 40), np.float32)
     noise = GaussianNoise(p=1.0)
     params = noise.params(images.shape, np.random.default_rng(0))
-    assert params["index"].tolist() == [0, 1, 2, 3, 4] and params["noise"].shape == (5, 28, 40)
-    expected = functional.add_noise(images, params["noise"], params["scale"])
+    assert params["index"].tolist() == [0, 1, 2, 3, 4] and params["offsets"].shape == (5,)
+    noise_of = functional.noise_from_bank(params["bank"], params["offsets"], (28, 40))
+    assert noise_of.shape == (5, 28, 40)
+    expected = functional.add_noise(images, noise_of, params["scale"])
     np.testing.assert_array_equal(noise.transform(images.copy(), params), expected)
     np.testing.assert_array_equal(noise.apply(images.copy(), np.random.default_rng(0)), expected)  # the same draws
 
@@ -154,7 +199,7 @@ def test_glyph_and_image_augmenters_are_two_base_classes():
 
     assert all(issubclass(c, GlyphAugmenter) and not issubclass(c, ImageAugmenter) for c in GLYPH_LEVEL)
     assert all(issubclass(c, ImageAugmenter) for c in ALL if c not in GLYPH_LEVEL)
-    assert {c for c in ALL if issubclass(c, GeometricAugmenter)} == {Affine, Size, Elastic}
+    assert {c for c in ALL if issubclass(c, GeometricAugmenter)} == {Affine, Size, Elastic, WriterStyle}
 
 
 @pytest.mark.parametrize("make, message", [
@@ -167,5 +212,102 @@ def test_glyph_and_image_augmenters_are_two_base_classes():
     (lambda: Contrast(ink="a lot"), "ink: expected a finite number >= 0 and <= 1, got 'a lot'"),
 ])
 def test_settings_are_checked_when_an_augmenter_is_made(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+# --------------------------------------------------------------------------- writer style, forms, JPEG
+
+
+def slants(glyphs: np.ndarray) -> np.ndarray:
+    """Each glyph's slant: the regression of ink column on ink row (second moments)."""
+    y, x = np.mgrid[:28, :28].astype(np.float64)
+    w = glyphs.astype(np.float64)
+    total = w.sum(axis=(1, 2))
+    my, mx = (w * y).sum(axis=(1, 2)) / total, (w * x).sum(axis=(1, 2)) / total
+    dy, dx = y - my[:, None, None], x - mx[:, None, None]
+    return (w * dx * dy).sum(axis=(1, 2)) / (w * dy * dy).sum(axis=(1, 2))
+
+
+def test_writer_style_gives_the_digits_of_a_sequence_one_slant(train_digits):
+    rng = np.random.default_rng(5)
+    glyphs = train_digits.images[rng.integers(0, len(train_digits), 600)]
+    writers = np.repeat(np.arange(60), 10)  # 60 sequences of 10 digits
+    before = slants(glyphs)
+    per_sequence = Pipeline([WriterStyle(slant=0.3, size=0, stroke=0, ink=0, p=1.0)])
+    per_glyph = Pipeline([Affine(rotation=0, shear=0.3, scale=0, translate=0, baseline=0, p=1.0)])
+    spread = {}
+    for name, pipeline in (("sequence", per_sequence), ("glyph", per_glyph)):
+        change = (slants(pipeline.augment_glyphs(glyphs, np.random.default_rng(1), writers)) - before).reshape(60, 10)
+        spread[name] = (change.std(axis=1).mean(), change.mean(axis=1).std())  # within, between sequences
+    assert spread["sequence"][0] < 0.4 * spread["glyph"][0]  # one hand: the digits agree
+    assert spread["sequence"][1] > 1.5 * spread["glyph"][1]  # and hands differ
+
+
+def test_writer_style_strokes_and_ink_follow_the_writer(train_digits):
+    rng = np.random.default_rng(6)
+    glyphs = train_digits.images[rng.integers(0, len(train_digits), 400)]
+    writers = np.repeat(np.arange(40), 10)
+    style = WriterStyle(slant=0, size=0, stroke=1.0, ink=0.5, jitter=0.1, p=1.0)
+    out = Pipeline([style]).augment_glyphs(glyphs, np.random.default_rng(2), writers)
+    ink_area = ((out > 64).sum(axis=(1, 2)) / np.maximum((glyphs > 64).sum(axis=(1, 2)), 1)).reshape(40, 10)
+    darkest = out.reshape(40, 10, -1).max(axis=2)
+    assert ink_area.std(axis=1).mean() < 0.5 * ink_area.mean(axis=1).std()  # thick or thin per writer
+    assert darkest.std(axis=1).mean() < 0.5 * darkest.mean(axis=1).std()  # dark or light ink per writer
+
+
+@pytest.mark.parametrize("kind", FormField.KINDS)
+def test_form_fields_are_printed_under_and_between_the_digits(train_digits, kind):
+    plain, labels, boxes = phones(train_digits, None, n=30, width=220)
+    form = Pipeline([FormField(kinds=(kind,), darkness=1.0, p=1.0)])
+    images, labels2, boxes2 = phones(train_digits, form, n=30, width=220)
+    assert labels2 == labels and boxes2.tobytes() == boxes.tobytes()  # labels and boxes stay
+    for before, after, box in zip(plain, images, boxes):
+        changed = before != after
+        assert changed.any() and (after <= before).all()  # printed below the ink: only darker
+        rows = np.flatnonzero(changed.any(axis=1))
+        base = rows.max()
+        lowest = int(box[:, 3].max())  # one past the lowest ink row; the line goes 0-2 rows lower, on the image
+        assert min(lowest, 27) <= base <= min(lowest + 2, 27)
+        line = np.flatnonzero(changed[base])
+        if kind == "dotted":
+            assert (line % 3 == 0).all() and len(line) > 0.25 * 220
+        if kind == "comb":
+            ticks = np.flatnonzero(changed[base - 5])
+            assert len(ticks) >= 10  # between the 11 digits, and at the ends
+            for x in ticks:  # between boxes: at most a box's edge columns, where resampled boxes overlap
+                assert not ((box[:, 0] + 2 < x) & (x < box[:, 2] - 3)).any()
+        else:
+            assert list(rows) == [base]
+
+
+def test_jpeg_of_the_stack_equals_one_image_at_a_time(train_digits):
+    import cv2
+
+    from seqgen.augment.functional import jpeg
+
+    images = generate_phone_numbers(12, 150, source=train_digits, seed=3)[0]
+    for quality in (10, 50, 90):
+        stacked = jpeg(images, quality)
+        for image, out in zip(images, stacked):
+            ok, data = cv2.imencode(".jpg", np.rint(image * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
+            assert np.array_equal(np.rint(out * 255).astype(np.uint8), cv2.imdecode(data, cv2.IMREAD_GRAYSCALE))
+    error = {q: np.abs(jpeg(images, q) - images).mean() for q in (10, 50, 90)}
+    assert error[10] > error[50] > error[90] > 0  # lower quality, more artefacts
+
+
+def test_new_augmenters_are_seeded(train_digits):
+    for augmenter in (WriterStyle(p=0.7), FormField(p=0.7), JpegArtefacts(p=0.7)):
+        a, b, c = (phones(train_digits, Pipeline([augmenter]), seed=s)[0] for s in (3, 3, 4))
+        assert a.tobytes() == b.tobytes() != c.tobytes()
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: FormField(kinds=("grid",)), "kinds: expected some of 'baseline', 'dotted', 'comb'"),
+    (lambda: JpegArtefacts(quality=(50, 10)), "quality: expected 1 <= lo <= hi <= 100"),
+    (lambda: JpegArtefacts(quality="high"), "quality: expected a pair"),
+    (lambda: WriterStyle(size=1.5), "size: expected a finite number >= 0 and <= 0.9"),
+])
+def test_new_settings_are_checked(make, message):
     with pytest.raises(ValueError, match=message):
         make()

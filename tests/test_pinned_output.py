@@ -23,17 +23,17 @@ CASES = {
     "augmented_heavy": dict(image_width=300, spacing_range=(-2, 6), augment="heavy"),
 }
 PINNED = {
-    "augmented_default": "6d11ddb018949e2f",
-    "augmented_heavy": "20c58ad11b551b8d",
+    "augmented_default": "4f6ad1261881ea6a",
+    "augmented_heavy": "a49a964e40d6112b",
     "native": "ff18c0f2af225d85",
     "overlapping": "70b0cc06e407c0a5",
     "random_align": "382890ec0ae08a28",
     "scaled": "1cf183964e238767",
     "stretched": "bc6be20ec5ecab72",
-    "sequence": "9829b5313466c756",
-    "generator_(1, 12)": "cd6ad4fbf0a279a2",
-    "generator_5": "f1e21509cc8573da",
-    "png_export": "0e2d2307b8b1dbb2",
+    "sequence": "4f8f5a46cf7426b9",
+    "generator_(1, 12)": "9ad958b98f57e049",
+    "generator_5": "e9791f30e9d84fb9",
+    "png_export": "7794c8680b21a4a8",
 }
 
 

@@ -5,12 +5,16 @@ Two levels, applied by :func:`seqgen.compose.render_batch` between the stages of
 
 * glyph level, to each sampled digit before layout, on ``(n, 28, 28)`` uint8
   glyphs (ink high): :class:`Affine`, :class:`Size`, :class:`Elastic`
-  (geometric: combined into one resampling per glyph) and
-  :class:`StrokeWidth`;
+  (geometric: combined into one resampling per glyph), :class:`WriterStyle`
+  (one slant, size, stroke and ink per sequence, a little jitter per digit)
+  and :class:`StrokeWidth`;
 * image level, after composition, on ``(B, 28, W)`` float32 images
   (1.0 white): :class:`GaussianNoise`, :class:`SaltPepper`,
   :class:`GaussianBlur`, :class:`Contrast`, :class:`Background`,
-  :class:`ScanDegradation`.
+  :class:`ScanDegradation`, :class:`FormField` (ruled, dotted or comb
+  forms under the ink) and :class:`JpegArtefacts`.
+
+Warps, morphology, blur and JPEG run through OpenCV.
 
 Every augmenter has a probability ``p`` (per glyph or per image) and a
 ``strength`` that scales all its magnitudes (0 = no change, 1 = the documented
@@ -23,11 +27,13 @@ Labels never change; boxes are measured after the glyph transforms.
 """
 
 from . import functional
-from .base import Augmenter, GeometricAugmenter, GlyphAugmenter, ImageAugmenter, Pipeline
-from .glyph import Affine, Elastic, Size, StrokeWidth
-from .image import Background, Contrast, GaussianBlur, GaussianNoise, SaltPepper, ScanDegradation
+from .base import Augmenter, GeometricAugmenter, GlyphAugmenter, ImageAugmenter, Pipeline, SequenceAugmenter
+from .glyph import Affine, Elastic, Size, StrokeWidth, WriterStyle
+from .image import (Background, Contrast, FormField, GaussianBlur, GaussianNoise, JpegArtefacts, SaltPepper,
+                    ScanDegradation)
 from .presets import PRESETS, resolve
 
-__all__ = ["Affine", "Augmenter", "Background", "Contrast", "Elastic", "GaussianBlur", "GaussianNoise",
-           "GeometricAugmenter", "GlyphAugmenter", "ImageAugmenter", "PRESETS", "Pipeline", "SaltPepper",
-           "ScanDegradation", "Size", "StrokeWidth", "functional", "resolve"]
+__all__ = ["Affine", "Augmenter", "Background", "Contrast", "Elastic", "FormField", "GaussianBlur",
+           "GaussianNoise", "GeometricAugmenter", "GlyphAugmenter", "ImageAugmenter", "JpegArtefacts", "PRESETS",
+           "Pipeline", "SaltPepper", "ScanDegradation", "SequenceAugmenter", "Size", "StrokeWidth", "WriterStyle",
+           "functional", "resolve"]

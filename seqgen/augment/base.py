@@ -14,7 +14,6 @@ import numpy as np
 
 from . import functional as F
 
-_GLYPH_BATCH = 512  # glyphs resampled per scipy call: keeps the coordinate arrays in cache
 
 
 def magnitude(value, name: str, high: float = float("inf"), positive: bool = False) -> float:
@@ -78,6 +77,8 @@ class GlyphAugmenter(Augmenter):
 class ImageAugmenter(Augmenter):
     """Changes ``(B, 28, W)`` float32 images (1.0 white) after they are drawn."""
 
+    uses_boxes = False  # True: params(shape, rng, boxes) also gets the digit boxes
+
 
 class GeometricAugmenter(GlyphAugmenter):
     """A glyph warp; its params hold ``forward`` ``(m, 2, 2)`` and ``shift`` ``(m, 2)`` maps about the
@@ -91,7 +92,20 @@ class GeometricAugmenter(GlyphAugmenter):
         forward = params.get("forward", np.broadcast_to(np.eye(2), (m, 2, 2)))
         shift = params.get("shift", np.zeros((m, 2)))
         glyphs[params["index"]] = F.warp_glyphs(glyphs[params["index"]], forward, shift, params.get("field"))
+        self.finish(glyphs, params)
         return glyphs
+
+    def finish(self, glyphs: np.ndarray, params: dict) -> None:
+        """What follows the warp, in place (stroke width, ink): nothing here."""
+
+
+class SequenceAugmenter(GeometricAugmenter):
+    """A glyph warp (and finish) whose parameters are drawn per sequence: ``params(shape, rng, writers)``
+    gets the sequence (writer) of each glyph, so the glyphs of one sequence share a style."""
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator, writers: np.ndarray | None = None) -> np.ndarray:
+        writers = np.arange(len(x)) if writers is None else writers
+        return self.transform(x, self.params(x.shape, rng, writers))
 
 
 class Pipeline:
@@ -111,51 +125,82 @@ class Pipeline:
     def __repr__(self) -> str:
         return "Pipeline([" + ", ".join(map(repr, self.augmenters)) + "])"
 
-    def augment_glyphs(self, glyphs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Augment ``(n, 28, 28)`` uint8 glyphs; returns a new array (the source stays untouched)."""
+    def augment_glyphs(self, glyphs: np.ndarray, rng: np.random.Generator, writers: np.ndarray | None = None
+                       ) -> np.ndarray:
+        """Augment ``(n, 28, 28)`` uint8 glyphs; returns a new array (the source stays untouched).
+
+        ``writers`` (optional, ``(n,)`` ints) says which sequence each glyph belongs to, for
+        augmenters that give all the glyphs of one sequence one style; by default each
+        glyph is its own.
+        """
+        return self.vary_glyphs(glyphs, rng, writers)[0]
+
+    def vary_glyphs(self, glyphs: np.ndarray, rng: np.random.Generator, writers: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`augment_glyphs`, and a mask of the glyphs that were changed."""
         glyphs = glyphs.copy()
+        writers = np.arange(len(glyphs)) if writers is None else np.asarray(writers)
+        changed = np.zeros(len(glyphs), bool)
         geometric = [a for a in self.augmenters if isinstance(a, GeometricAugmenter) and a.active]
         if geometric:
-            for start in range(0, len(glyphs), _GLYPH_BATCH):
-                part = glyphs[start : start + _GLYPH_BATCH]
-                part[:] = _warp_together(part, geometric, rng)
+            changed |= _warp_together(glyphs, geometric, rng, writers)
         for a in self.augmenters:
             if isinstance(a, GlyphAugmenter) and a.active and not isinstance(a, GeometricAugmenter):
-                glyphs = a.apply(glyphs, rng)
-        return glyphs
+                params = a.params(glyphs.shape, rng)
+                glyphs = a.transform(glyphs, params)
+                changed[params["index"]] = True
+        return glyphs, changed
 
-    def augment_images(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Augment ``(B, 28, W)`` float32 images in place; the result is clipped to [0, 1]."""
+    def augment_images(self, images: np.ndarray, rng: np.random.Generator, boxes: np.ndarray | None = None
+                       ) -> np.ndarray:
+        """Augment ``(B, 28, W)`` float32 images in place; the result is clipped to [0, 1].
+
+        ``boxes`` (``(B, L, 4)``, optional) are the digits' boxes, for augmenters that draw
+        around the digits (comb boxes); the pipeline of a generator passes them.
+        """
         changed = False
         for a in self.augmenters:
             if isinstance(a, ImageAugmenter) and a.active:
-                images = a.apply(images, rng)
+                params = a.params(images.shape, rng, boxes) if a.uses_boxes else a.params(images.shape, rng)
+                images = a.transform(images, params)
                 changed = True
         if changed:
             np.clip(images, 0.0, 1.0, out=images)
         return images
 
 
-def _warp_together(glyphs: np.ndarray, geometric: list[GeometricAugmenter], rng: np.random.Generator) -> np.ndarray:
-    """Compose the warps of several geometric augmenters (in order), then resample each glyph once."""
+def _warp_together(glyphs: np.ndarray, geometric: list[GeometricAugmenter], rng: np.random.Generator,
+                   writers: np.ndarray) -> np.ndarray:
+    """Compose the warps of several geometric augmenters (in order), resample each glyph once, then
+    let each finish (stroke, ink); in place.  Returns the mask of glyphs changed."""
     m = len(glyphs)
     forward = np.broadcast_to(np.eye(2), (m, 2, 2)).copy()
     shift = np.zeros((m, 2))
-    field = None
+    fields: list[tuple[np.ndarray, np.ndarray]] = []
     touched = np.zeros(m, bool)
+    drawn = []
     for a in geometric:  # image order: the first augmenter acts first
-        params = a.params(glyphs.shape, rng)
+        params = a.params(glyphs.shape, rng, writers) if isinstance(a, SequenceAugmenter) else \
+            a.params(glyphs.shape, rng)
+        drawn.append((a, params))
         chosen = params["index"]
         touched[chosen] = True
         if "forward" in params:
             lin, t = params["forward"], params["shift"]
             forward[chosen] = lin @ forward[chosen]
             shift[chosen] = np.einsum("mij,mj->mi", lin, shift[chosen]) + t
-        if "field" in params:
-            # displacements act last in image order: they sample the already transformed glyph
-            field = np.zeros((m, 2, F.GLYPH, F.GLYPH), np.float32) if field is None else field
-            field[chosen] += params["field"]
+        if "field" in params:  # displacements act last in image order: they sample the transformed glyph
+            fields.append((chosen, params["field"]))
     idx = np.flatnonzero(touched)
+    field = bent = None
+    if fields:
+        bent = np.unique(np.concatenate([chosen for chosen, _ in fields]))
+        field = np.zeros((len(bent), 2, F.GLYPH, F.GLYPH), np.float32)
+        for chosen, values in fields:
+            field[np.searchsorted(bent, chosen)] += values
+        bent = np.searchsorted(idx, bent)  # as positions among the warped glyphs
     if len(idx):
-        glyphs[idx] = F.warp_glyphs(glyphs[idx], forward[idx], shift[idx], None if field is None else field[idx])
-    return glyphs
+        glyphs[idx] = F.warp_glyphs(glyphs[idx], forward[idx], shift[idx], field, bent)
+    for a, params in drawn:
+        a.finish(glyphs, params)
+    return touched

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
-from .base import GeometricAugmenter, GlyphAugmenter, magnitude
+from .base import GeometricAugmenter, GlyphAugmenter, SequenceAugmenter, magnitude
 
 
 class Affine(GeometricAugmenter):
@@ -81,10 +81,15 @@ class Elastic(GeometricAugmenter):
         super().__init__(p, strength)
         self.alpha, self.sigma = magnitude(alpha, "alpha", 100), magnitude(sigma, "sigma", 28, positive=True)
 
+    bank_size = 1 << 14
+
     def params(self, shape, rng):
         index = self.select(shape[0], rng)
-        noise = rng.uniform(-1, 1, (len(index), 2, F.GLYPH, F.GLYPH)).astype(np.float32)
-        return {"index": index, "field": F.smooth_field(noise, self.sigma) * np.float32(self.alpha * self.strength)}
+        # each glyph's noise is a window of one bank of uniform draws, at a random offset
+        bank = rng.uniform(-1, 1, self.bank_size + 2 * F.GLYPH * F.GLYPH).astype(np.float32)
+        noise = F.noise_from_bank(bank, rng.integers(0, self.bank_size + 1, len(index)), (2 * F.GLYPH, F.GLYPH))
+        field = F.smooth_field(noise.reshape(-1, 2, F.GLYPH, F.GLYPH), self.sigma)
+        return {"index": index, "field": field * np.float32(self.alpha * self.strength)}
 
 
 class StrokeWidth(GlyphAugmenter):
@@ -115,3 +120,58 @@ class StrokeWidth(GlyphAugmenter):
             if len(idx) and amount > 0:
                 glyphs[idx] = F.stroke_width(glyphs[idx], amount, thinner=thin)
         return glyphs
+
+
+class WriterStyle(SequenceAugmenter):
+    """One hand per sequence: slant, size, stroke width and ink darkness drawn once for each
+    sequence and shared by its digits, each digit jittering a little around them.
+
+    Parameters
+    ----------
+    slant : float
+        Maximum slant (horizontal shear, as a tangent) of a sequence.
+    size : float
+        Maximum relative change of the size of a sequence's digits (below 1).
+    stroke : float
+        Maximum pixels added to (or, for half the writers, taken from) each side of a stroke.
+    ink : float
+        Maximum share by which a writer's ink is lighter.
+    jitter : float
+        Each digit's deviation from its writer's style, as a share of the ranges above.
+    p : float
+        Chance that a sequence gets a style (all its digits, or none).
+    """
+
+    def __init__(self, slant=0.25, size=0.12, stroke=1.0, ink=0.3, jitter=0.2, p=0.5, strength=1.0):
+        super().__init__(p, strength)
+        self.slant, self.size = magnitude(slant, "slant", 5), magnitude(size, "size", 0.9)
+        self.stroke, self.ink = magnitude(stroke, "stroke", 3), magnitude(ink, "ink", 1)
+        self.jitter = magnitude(jitter, "jitter", 1)
+
+    def params(self, shape, rng, writers=None):
+        writers = np.arange(shape[0]) if writers is None else np.asarray(writers)
+        n_writers = int(writers.max()) + 1 if len(writers) else 0
+        chosen = np.zeros(n_writers, bool)
+        chosen[self.select(n_writers, rng)] = True
+        s = self.strength
+        style = rng.uniform(-1, 1, (4, n_writers))  # slant, size, stroke, ink: one per writer
+        index = np.flatnonzero(chosen[writers])
+        own = style[:, writers[index]] + self.jitter * rng.uniform(-1, 1, (4, len(index)))
+        slant = own[0] * self.slant * s
+        size = 1 + np.clip(own[1], -1, 1) * self.size * s
+        forward = np.zeros((len(index), 2, 2))
+        forward[:, 0, 0] = size
+        forward[:, 1, 1] = size
+        forward[:, 1, 0] = slant * size  # (row, col): the column shifts in proportion to the row
+        return {"index": index, "forward": forward, "shift": np.zeros((len(index), 2)),
+                "stroke": own[2] * self.stroke * s,
+                "ink": np.clip(1 - np.abs(own[3]) * self.ink * s, 0, 1)}
+
+    def finish(self, glyphs, params):
+        index, stroke = params["index"], params["stroke"]
+        styled = index[stroke != 0]
+        glyphs[styled] = F.stroke_widths(glyphs[styled], stroke[stroke != 0])
+        lighter = index[params["ink"] < 1]
+        if len(lighter):  # ink * darkness, rounded, in 8.8 fixed point
+            gain = np.rint(params["ink"][params["ink"] < 1] * 256).astype(np.uint16)[:, None, None]
+            glyphs[lighter] = ((glyphs[lighter] * gain + 128) >> 8).astype(np.uint8)

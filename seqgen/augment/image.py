@@ -11,7 +11,14 @@ from .base import ImageAugmenter, magnitude
 
 
 class GaussianNoise(ImageAugmenter):
-    """Additive Gaussian noise; ``sigma`` is the maximum standard deviation (drawn per image)."""
+    """Additive Gaussian noise; ``sigma`` is the maximum standard deviation (drawn per image).
+
+    The noise of each image is a window of one bank of normal draws per call, at a random
+    offset: the pixels of an image are independent, and a batch costs one bank of draws
+    instead of one draw per pixel.
+    """
+
+    bank_size = 1 << 16
 
     def __init__(self, sigma=0.06, p=0.5, strength=1.0):
         super().__init__(p, strength)
@@ -20,15 +27,20 @@ class GaussianNoise(ImageAugmenter):
     def params(self, shape, rng):
         index = self.select(shape[0], rng)
         scale = (rng.uniform(0.3, 1.0, len(index)) * self.sigma * self.strength).astype(np.float32)
-        return {"index": index, "scale": scale, "noise": rng.standard_normal((len(index),) + shape[1:], dtype=np.float32)}
+        size = shape[1] * shape[2]
+        return {"index": index, "scale": scale,
+                "bank": rng.standard_normal(self.bank_size + size, dtype=np.float32),
+                "offsets": rng.integers(0, self.bank_size + 1, len(index))}
 
     def transform(self, images, params):
-        images[params["index"]] = F.add_noise(images[params["index"]], params["noise"], params["scale"])
+        index = params["index"]
+        noise = F.noise_from_bank(params["bank"], params["offsets"], images.shape[1:])
+        images[index] = F.add_noise(images[index], noise, params["scale"])
         return images
 
 
 class SaltPepper(ImageAugmenter):
-    """Salt-and-pepper noise: a share ``amount`` of the pixels turns white or black."""
+    """Salt-and-pepper noise: a share ``amount`` of the pixels turns white or black (half each)."""
 
     def __init__(self, amount=0.02, p=0.3, strength=1.0):
         super().__init__(p, strength)
@@ -36,11 +48,14 @@ class SaltPepper(ImageAugmenter):
 
     def params(self, shape, rng):
         index = self.select(shape[0], rng)
-        return {"index": index, "uniform": rng.random((len(index),) + shape[1:], dtype=np.float32)}
+        size = shape[1] * shape[2]
+        counts = rng.binomial(size, min(1.0, self.amount * self.strength), len(index))
+        return {"index": index, "counts": counts, "positions": rng.integers(0, size, counts.sum()),
+                "white": rng.random(counts.sum()) < 0.5}
 
     def transform(self, images, params):
         index = params["index"]
-        images[index] = F.salt_pepper(images[index], params["uniform"], self.amount * self.strength)
+        images[index] = F.salt_pepper(images[index], params["counts"], params["positions"], params["white"])
         return images
 
 
@@ -166,4 +181,95 @@ class ScanDegradation(ImageAugmenter):
             streaks = F.streak_profile(params["streak_columns"], params["streak_depth"], images.shape[2])
         levels = max(2, int(round(256 - (256 - self.levels) * min(self.strength, 1.0))))
         images[index] = F.scan(images[index], params["banding"], streaks, levels)
+        return images
+
+
+class FormField(ImageAugmenter):
+    """A printed form under the handwriting: a ruled baseline, a dotted line, or comb boxes
+    (a baseline with a tick between neighbouring digits and at both ends).
+
+    The line is grey, printed below the ink (the darker of ink and line wins); it sits
+    one to three pixels under the lowest digit.  Needs the digit boxes (the pipeline
+    passes them); without them, only baselines are drawn, at a random row near the bottom.
+
+    Parameters
+    ----------
+    kinds : tuple of str
+        Which forms may be drawn, each equally likely: "baseline", "dotted", "comb".
+    darkness : float
+        Maximum darkness of the printed line (0 white, 1 black); drawn from half of it up.
+    """
+
+    KINDS = ("baseline", "dotted", "comb")
+    uses_boxes = True
+
+    def __init__(self, kinds=KINDS, darkness=0.6, p=0.3, strength=1.0):
+        super().__init__(p, strength)
+        kinds = tuple(kinds)
+        if not kinds or any(k not in self.KINDS for k in kinds):
+            raise ValueError(f"kinds: expected some of {', '.join(map(repr, self.KINDS))}, got {kinds!r}")
+        self.kinds, self.darkness = kinds, magnitude(darkness, "darkness", 1)
+
+    def params(self, shape, rng, boxes=None):
+        index = self.select(shape[0], rng)
+        n = len(index)
+        return {"index": index, "kind": np.array(self.kinds)[rng.integers(0, len(self.kinds), n)],
+                "gap": rng.integers(1, 4, n),
+                "value": (1 - rng.uniform(0.5, 1.0, n) * self.darkness * min(self.strength, 1.0)).astype(np.float32),
+                "boxes": None if boxes is None else boxes[index]}
+
+    def transform(self, images, params):
+        index = params["index"]
+        n, h, w = len(index), images.shape[1], images.shape[2]
+        boxes = params["boxes"]
+        kind = params["kind"] if boxes is not None else np.full(n, "baseline")
+        if boxes is None:
+            row = np.full(n, h - 4) + params["gap"] - 2
+        else:
+            row = np.where(boxes[:, :, 3] >= 0, boxes[:, :, 3], 0).max(axis=1) + params["gap"] - 1
+        row = np.clip(row, 0, h - 1)
+        columns = np.ones((n, w), bool)
+        columns[kind == "dotted"] &= (np.arange(w) % 3 == 0)
+        rows = np.arange(h)[None, :] == row[:, None]
+        line = rows[:, :, None] & columns[:, None, :]
+        comb = np.flatnonzero(kind == "comb")
+        if len(comb):
+            ticks = F.comb_ticks(boxes[comb], w)  # (c, W): columns of the ticks
+            tall = (np.arange(h)[None, :] >= (row[comb] - 7)[:, None]) & (np.arange(h)[None, :] <= row[comb, None])
+            line[comb] |= tall[:, :, None] & ticks[:, None, :]
+        images[index] = F.print_under(images[index], line, params["value"])
+        return images
+
+
+class JpegArtefacts(ImageAugmenter):
+    """JPEG compression artefacts (OpenCV's encoder): each image is encoded at a quality drawn
+    from ``quality`` and decoded again.
+
+    Parameters
+    ----------
+    quality : (int, int)
+        Range of JPEG quality, 1-100 (lower: blockier, more ringing); strength 0 means 100.
+    """
+
+    def __init__(self, quality=(20, 70), p=0.3, strength=1.0):
+        super().__init__(p, strength)
+        try:
+            lo, hi = (int(q) for q in quality)
+        except (TypeError, ValueError):
+            raise ValueError(f"quality: expected a pair (lo, hi) of ints in 1..100, got {quality!r}") from None
+        if not 1 <= lo <= hi <= 100:
+            raise ValueError(f"quality: expected 1 <= lo <= hi <= 100, got {quality!r}")
+        self.quality = (lo, hi)
+
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        quality = rng.integers(self.quality[0], self.quality[1] + 1, len(index))
+        quality = 100 - np.minimum(self.strength, 1.0) * (100 - quality)
+        return {"index": index, "quality": (np.round(quality / 5) * 5).clip(5, 100).astype(int)}  # steps of 5
+
+    def transform(self, images, params):
+        index, quality = params["index"], params["quality"]
+        for q in np.unique(quality):  # one encoder call per quality
+            group = index[quality == q]
+            images[group] = F.jpeg(images[group], int(q))
         return images

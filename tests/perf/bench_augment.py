@@ -1,0 +1,82 @@
+"""Augmentation speed (a script, not a test): ``python tests/perf/bench_augment.py``.
+
+Workload (issue 15): 2,000 phone numbers at width 200, spacing (2, 10), from the
+offline sample.  Prints images/s for each preset on one thread and on the
+default threads (best of ``--repeats``), then where the time goes: each
+augmenter of each preset applied alone to the glyphs or images of that
+workload, and the rendering stages around them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+N, WIDTH, SPACING = 2000, 200, (2, 10)
+
+
+def best(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--presets", nargs="+", default=["none", "light", "default", "heavy"])
+    parser.add_argument("--no-breakdown", action="store_true")
+    args = parser.parse_args()
+
+    from threadpoolctl import threadpool_limits
+
+    from seqgen import generate_phone_numbers, load_mnist
+    from seqgen.augment import resolve
+    from seqgen.augment.base import GeometricAugmenter, GlyphAugmenter
+    from seqgen.parallel import available_cores
+
+    digits = load_mnist("train", source="sample")
+    print(f"{N} phone numbers, width {WIDTH}; cores: {available_cores()}")
+    for preset in args.presets:
+        augment = None if preset == "none" else preset
+        for threads in (1, available_cores()):
+            with threadpool_limits(1):
+                seconds = best(lambda: generate_phone_numbers(N, WIDTH, SPACING, source=digits, seed=0,
+                                                              augment=augment, threads=threads), args.repeats)
+            print(f"{preset}, {threads} thread(s): {N / seconds:,.0f} images/s", flush=True)
+    if args.no_breakdown:
+        return
+
+    rng = np.random.default_rng(0)
+    glyphs = digits.images[rng.integers(0, len(digits), N * 11)]
+    images = generate_phone_numbers(N, WIDTH, SPACING, source=digits, seed=0)[0]
+    for preset in args.presets:
+        if preset == "none":
+            continue
+        print(f"\n{preset}: ms per {N} images, each augmenter alone (p as in the preset), one thread")
+        with threadpool_limits(1):
+            for augmenter in resolve(preset).augmenters:
+                if isinstance(augmenter, GlyphAugmenter):
+                    data = glyphs
+                    if isinstance(augmenter, GeometricAugmenter):
+                        from seqgen.augment import Pipeline
+
+                        def run(a=augmenter):
+                            Pipeline([a]).augment_glyphs(data, np.random.default_rng(1))
+                    else:
+                        def run(a=augmenter):
+                            a.apply(data.copy(), np.random.default_rng(1))
+                else:
+                    def run(a=augmenter):
+                        a.apply(images.copy(), np.random.default_rng(1))
+                print(f"  {type(augmenter).__name__:16s} {1000 * best(run, 3):7.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
