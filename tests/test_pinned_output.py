@@ -23,7 +23,7 @@ CASES = {
     "augmented_heavy": dict(image_width=300, spacing_range=(-2, 6), augment="heavy"),
 }
 PINNED = {
-    "augmented_default": "4f6ad1261881ea6a",
+    "augmented_default": "867d056f1bbff5b2",
     "augmented_heavy": "a49a964e40d6112b",
     "native": "ff18c0f2af225d85",
     "overlapping": "70b0cc06e407c0a5",
@@ -33,7 +33,7 @@ PINNED = {
     "sequence": "4f8f5a46cf7426b9",
     "generator_(1, 12)": "9ad958b98f57e049",
     "generator_5": "e9791f30e9d84fb9",
-    "png_export": "7794c8680b21a4a8",
+    "png_export": "316fa846bf14257b",
 }
 
 

@@ -26,11 +26,9 @@ def _default() -> Pipeline:
         StrokeWidth(p=0.15),
         Contrast(p=0.5),
         Background(p=0.3),
-        FormField(p=0.15),
         GaussianBlur(p=0.3),
         GaussianNoise(p=0.5),
         SaltPepper(p=0.1),
-        JpegArtefacts(p=0.15),
     ])
 
 
