@@ -258,3 +258,14 @@ def test_requests_that_cannot_be_served_are_one_line(tmp_path):
                       "--output-dir", str(tmp_path / "p"))  # the tests run with SEQGEN_OFFLINE=1
     assert offline.returncode == 1 and offline.stderr.count("\n") == 1 and "Traceback" not in offline.stderr
     assert "SEQGEN_OFFLINE is set and the data set is not cached" in offline.stderr
+
+
+def test_more_workers_than_cores_is_a_warning_not_an_error(tmp_path):
+    from seqgen.parallel import available_cores
+
+    many = str(available_cores() + 1)
+    result = run_cli("phone", "--num-images", "4", "--image-width", "100", "--seed", "1", "--source", "sample",
+                     "--quiet", "--shard-size", "2", "--workers", many, "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert f"warning: --workers {many} is more than this machine's {available_cores()} cores" in result.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 4

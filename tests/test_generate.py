@@ -336,3 +336,9 @@ def test_phone_numbers_bad_count(train_digits):
         generate_phone_numbers(0, 100, source=train_digits)
     with pytest.raises(ValueError, match="threads: expected a positive int, got 0"):
         generate_phone_numbers(3, 100, source=train_digits, threads=0)
+
+
+def test_a_batch_larger_than_memory_is_refused_up_front(train_digits):
+    with pytest.raises(ValueError, match=r"num_images, image_width: 9,000,000 images of width 8192 need "
+                                         r"[\d,.]+ GiB in memory, more than this machine's .* seqgen.export.export"):
+        generate_phone_numbers(9_000_000, 8192, source=train_digits, seed=0)
