@@ -279,3 +279,30 @@ def test_a_killed_cli_export_resumes_to_the_uninterrupted_files(how, tmp_path):
     again = subprocess.run(_cli("--output-dir", str(cut)), capture_output=True, text=True, check=False)
     assert again.returncode == 0 and "kept" in again.stdout, again.stderr
     assert tree(cut) == tree(tmp_path / "whole")
+
+
+def test_a_killed_dask_worker_leaves_an_export_that_completes_identically(tmp_path):
+    import psutil
+
+    whole = subprocess.run(_cli("--format", "webdataset", "--output-dir", str(tmp_path / "whole")),
+                           capture_output=True, text=True, check=False)
+    assert whole.returncode == 0, whole.stderr
+    cut = tmp_path / "cut"
+    process = subprocess.Popen(_cli("--format", "webdataset", "--workers", "2", "--output-dir", str(cut)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(list(cut.glob("shard-*.tar"))) < 2:
+        time.sleep(0.02)
+    workers = [p for p in psutil.Process(process.pid).children(recursive=True)
+               if "spawn_main" in " ".join(p.cmdline())]
+    assert workers, "no Dask worker process found"
+    workers[-1].kill()  # a worker dies in the middle of the export
+    _, err = process.communicate(timeout=120)
+    assert "Traceback" not in err
+    assert process.returncode in (0, 1), err  # Dask reran its shards, or the export stopped saying how to resume
+    if process.returncode == 1:
+        assert "run the same command again to resume" in err
+    again = subprocess.run(_cli("--format", "webdataset", "--output-dir", str(cut)), capture_output=True, text=True,
+                           check=False)
+    assert again.returncode == 0, again.stderr
+    assert tree(cut) == tree(tmp_path / "whole")
