@@ -279,7 +279,7 @@ def test_mnist_source_without_network_is_a_clear_error(cache, monkeypatch):
 
 def test_auto_falls_back_to_the_sample_with_one_warning(cache, monkeypatch):
     monkeypatch.delenv("SEQGEN_OFFLINE")
-    monkeypatch.setattr(data, "MNIST_MIRRORS", (_refused_url(),))
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", _refused_url())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         train = load_mnist("train", data_dir=cache, progress=False)
@@ -307,7 +307,7 @@ def test_a_failed_download_is_remembered_so_the_next_process_starts_at_once(cach
 
 
 def test_offline_env_skips_the_network(cache, monkeypatch, server):
-    monkeypatch.setattr(data, "MNIST_MIRRORS", (server.url(),))
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", server.url())  # would be asked if the network were tried
     with pytest.warns(SampleFallbackWarning, match="SEQGEN_OFFLINE"):
         assert load_mnist("train", data_dir=cache).name == "sample"
     assert server.requests == []
