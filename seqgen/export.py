@@ -177,6 +177,26 @@ def _check_format(fmt: str, output: str):
     return spec, fs, root
 
 
+def _check_runner(fs, output, workers, scheduler) -> int:
+    """``workers`` checked; Dask installed and the scheduler reachable when shards run elsewhere."""
+    workers = check.positive_int(workers, "workers")
+    if workers == 1 and scheduler is None:
+        return workers
+    if importlib.util.find_spec("distributed") is None:
+        raise ValueError("workers, scheduler: shards on other processes need Dask: pip install 'dask[distributed]'")
+    if fs is not None and "memory" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        raise ValueError(f"output: {output!r} lives in this process's memory, which other processes cannot "
+                         "write to; use workers=1 or a shared file system")
+    if scheduler is not None:
+        from dask.distributed import Client
+
+        try:
+            Client(scheduler, timeout="5s").close()
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise ValueError(f"scheduler: cannot reach {scheduler!r} ({type(exc).__name__}: {exc})") from None
+    return workers
+
+
 def _open_destination(fs, root: str, manifest: Manifest, fingerprint: dict) -> dict:
     """Make the folder; refuse one that holds a different export; return the earlier records of this one."""
     from .io import prepare_output_dir
@@ -248,11 +268,11 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
         A shard failed or the run was interrupted; the complete shards are recorded
         and the same call resumes.
     """
-    _check_format(format, output)  # before any work
+    _, fs, _ = _check_format(format, output)  # before any work
     options = Options.check(image_width, spacing_range, fit, align)
     if png_level not in (0, 1):
         raise ValueError(f"png_level: expected 0 or 1, got {png_level!r}")
-    check.positive_int(workers, "workers")
+    _check_runner(fs, output, workers, scheduler)
     plan = ExportPlan(num_images, options, length=length, source=source, augment=augment, seed=seed,
                       shard_size=shard_size)
     return write_export(plan, output, format=format, png_level=png_level, workers=workers, scheduler=scheduler,
@@ -263,9 +283,7 @@ def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: in
                  scheduler: str | None = None, part: tuple[int, int] | None = None, progress: bool = False) -> dict:
     """Write (or resume) the export ``plan`` describes; see :func:`export`."""
     spec, fs, root = _check_format(format, output)
-    workers = check.positive_int(workers, "workers")
-    if (workers > 1 or scheduler is not None) and importlib.util.find_spec("distributed") is None:
-        raise ValueError("workers, scheduler: shards on other processes need Dask: pip install 'dask[distributed]'")
+    workers = _check_runner(fs, output, workers, scheduler)
     indices = range(plan.n_shards)
     if part is not None:
         k, m = part

@@ -237,6 +237,9 @@ def test_two_dask_workers_and_an_existing_scheduler_give_the_serial_bytes(train_
     ({"png_level": 5}, "png_level: expected 0 or 1, got 5"),
     ({"workers": 0}, "workers: expected a positive int"),
     ({"length": (3, 2)}, "length"),
+    ({"format": "parquet", "output": "memory://x", "workers": 2},
+     "output: 'memory://x' lives in this process's memory, which other processes cannot write to"),
+    ({"scheduler": "tcp://127.0.0.1:9"}, "scheduler: cannot reach 'tcp://127.0.0.1:9'"),
 ])
 def test_bad_arguments_name_themselves(kwargs, message, train_digits, tmp_path):
     kwargs = {"output": tmp_path / "x", **kwargs}
