@@ -279,6 +279,12 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
                         part=part, progress=progress)
 
 
+def check_destination(plan: ExportPlan, output, format: str = "png", png_level: int = PNG_LEVEL) -> None:
+    """Refuse ``output`` now if it holds a different export than ``plan`` (it is created if missing)."""
+    _, fs, root = _check_format(format, output)
+    _open_destination(fs, root, Manifest(fs, root, "manifest.json", {}), plan.fingerprint(format, png_level))
+
+
 def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: int = PNG_LEVEL, workers: int = 1,
                  scheduler: str | None = None, part: tuple[int, int] | None = None, progress: bool = False) -> dict:
     """Write (or resume) the export ``plan`` describes; see :func:`export`."""

@@ -221,8 +221,11 @@ def generate_phone_numbers(
     image_width, spacing_range, fit, align, source, augment, seed
         As for :func:`generate_numbers_sequence`.
     output_path : str or path-like, optional
-        A folder to write ``<number>.png`` files and a ``labels.csv``
-        (``file,label``) manifest to; existing files are never overwritten.
+        A folder to write a PNG export to (see :func:`seqgen.export.export`):
+        ``<number>.png`` files, a ``labels.csv`` (``file,label``) manifest and
+        ``manifest.json``.  The same call again keeps the files it finds
+        (resuming an interrupted one); a folder holding a different export is
+        refused, and no file is ever overwritten.
     return_boxes : bool
         Also return the digit boxes, shape ``(num_images, 11, 4)``.
     progress : bool
@@ -248,6 +251,12 @@ def generate_phone_numbers(
     n_threads = default_threads() if threads is None else check.positive_int(threads, "threads")
     folder = prepare_output_dir(output_path) if output_path is not None else None
     job = PhoneJob.plan(num_images, options, source=source, augment=augment, seed=seed)
+    if folder is not None:  # a folder holding a different export is refused before any rendering
+        from .export import ExportPlan, check_destination, write_export
+
+        plan = ExportPlan(len(job), options, length=job, source=job.source, augment=augment, seed=seed,
+                          shard_size=job.chunk_size)
+        check_destination(plan, folder)
     images = np.empty((len(job), 28, job.options.image_width), np.float32)
     boxes = np.empty((len(job), job.codes.shape[1], 4), np.int16)
 
@@ -267,9 +276,5 @@ def generate_phone_numbers(
         for _ in tqdm(done, total=job.n_chunks, disable=not progress, delay=1.0, unit="chunk"):
             pass
     if folder is not None:  # the PNG export of the same plan (rendered again shard by shard: resumable)
-        from .export import ExportPlan, write_export
-
-        plan = ExportPlan(len(job), options, length=job, source=job.source, augment=augment, seed=seed,
-                          shard_size=job.chunk_size)
         write_export(plan, folder, format="png", progress=progress)
     return (images, job.labels, boxes) if return_boxes else (images, job.labels)
