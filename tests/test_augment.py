@@ -311,3 +311,12 @@ def test_new_augmenters_are_seeded(train_digits):
 def test_new_settings_are_checked(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_augmented_bytes_do_not_depend_on_threads(train_digits):
+    from seqgen.generate import CHUNK_SIZE
+
+    for n in (300, 2 * CHUNK_SIZE + 5):  # parts of one chunk, then whole chunks, on two threads
+        one = generate_phone_numbers(n, 150, (-2, 8), source=train_digits, seed=8, augment="heavy", threads=1)[0]
+        two = generate_phone_numbers(n, 150, (-2, 8), source=train_digits, seed=8, augment="heavy", threads=2)[0]
+        assert one.tobytes() == two.tobytes()
