@@ -181,119 +181,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_reader(spec: str | None, say):
-    """The recognizer ``--model`` names: ``baseline``, a saved baseline (``.pkl``), a sequence model file,
-    or (default) the shipped sequence model."""
-    from .model import SequenceRecognizer, shipped_model_path
-    from .recognizer import BaselineRecognizer, default_recognizer
-
-    if spec == "baseline":
-        return default_recognizer(say)
-    path = shipped_model_path() if spec is None else Path(spec)
-    if spec is None and not path.is_file():
-        raise ValueError(f"--model: the shipped model {path} is missing; give --model PATH or --model baseline")
-    try:
-        if path.suffix == ".pkl":  # a pickle: only files the user made with BaselineRecognizer.save
-            return BaselineRecognizer.load(path)
-        return SequenceRecognizer.load(path)
-    except ValueError as exc:
-        raise ValueError(f"--model: {str(exc).split(': ', 1)[-1]}") from None
-
-
-def _png_files(names: list[str]) -> list[str]:
-    """The files named, with each folder replaced by the PNGs inside it (sorted)."""
-    files = []
-    for name in names:
-        if Path(name).is_dir():
-            inside = sorted(str(p) for p in Path(name).glob("*.png"))
-            if not inside:
-                raise ValueError(f"files: the folder {name} holds no .png file")
-            files += inside
-        else:
-            files.append(name)
-    return files
-
-
-def _doubt(image) -> str | None:
-    """Why a read of ``image`` would mislead: blank, or light ink on dark paper."""
-    if image.min() > 0.75:
-        return "no ink found (a blank image reads as nothing)"
-    if float(image.mean()) < 0.5:
-        return "mostly dark: seqgen reads dark ink on light paper (an inverted image?)"
-    return None
-
-
-def _cmd_recognize(args: argparse.Namespace) -> int:
-    from .recognizer import read_png
-
-    say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
-    model = _load_reader(args.model, say)
-    files, images, failed = [], [], 0
-    for path in _png_files(args.files):
-        try:
-            image = read_png(path)
-        except (ValueError, OSError) as exc:  # report it, read the others, fail at the end
-            print(f"seqgen recognize: error: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        doubt = _doubt(image)
-        if doubt:
-            print(f"seqgen recognize: warning: {path}: {doubt}", file=sys.stderr)
-        files.append(path)
-        images.append(image)
-    if not images:
-        return 2
-    if hasattr(model, "predict_with_confidence"):
-        reads, confidence = model.predict_with_confidence(images)
-        shown = [f"{c:.3f}" for c in confidence]
-    else:
-        reads, shown = model.predict(images), ["-"] * len(images)
-    for path, digits, c in zip(files, reads, shown):
-        print(f"{digits or '-'}\t{c}\t{path}")
-    if failed:
-        print(f"seqgen recognize: {failed} of {failed + len(files)} files could not be read", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from .data import load_mnist
-    from .model import SequenceRecognizer
-    from .train import train
-    from .validation import positive_int
-
-    if (args.steps is None) == (args.minutes is None):
-        raise ValueError("--steps, --minutes: give exactly one of them")
-    if args.minutes is not None and not 0 < args.minutes <= 24 * 60:
-        raise ValueError(f"--minutes: expected a number of minutes in (0, 1440], got {args.minutes:g}")
-    if args.steps is not None:
-        positive_int(args.steps, "--steps")
-    positive_int(args.batch_size, "--batch-size")
-    if not 0 < args.lr < 1:
-        raise ValueError(f"--lr: expected a learning rate in (0, 1), got {args.lr:g}")
-    if args.workers < 0:
-        raise ValueError(f"--workers: expected an int >= 0, got {args.workers}")
-    out = Path(args.out)
-    if not args.out or out.is_dir():
-        raise ValueError(f"--out: expected a file path for the model, got {args.out!r}")
-    if out.exists() and not args.overwrite:
-        raise ValueError(f"--out: {out} exists; pass --overwrite to replace it")
-    log = Path(args.log) if args.log else out.with_suffix(".csv")
-    digits = load_mnist("train", source=args.source)
-    recognizer = SequenceRecognizer(seed=args.seed)
-    rows = train(recognizer, digits, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-                 lr=args.lr, seed=args.seed, workers=args.workers, log_path=log, progress=not args.quiet)
-    recognizer.save(out)
-    last = rows[-1]
-    print(f"trained {last['step']} steps ({last['samples']} sequences, {last['seconds']:.0f} s) on "
-          f"{len(digits)} {digits.name} train digits; running char accuracy {last['char_accuracy']:.3f}; "
-          f"wrote {out} and {log}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``seqgen`` command."""
-    from . import __version__
+    from . import __version__, cli_models
 
     parser = _Parser(prog="seqgen", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"seqgen {__version__}")
@@ -329,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a sequence model file (seqgen train), a saved baseline (.pkl), or "
                                    "'baseline' for the cached baseline recognizer (default: the shipped model)")
     p.add_argument("--quiet", action="store_true", help="no training message")
-    p.set_defaults(run=_cmd_recognize)
+    p.set_defaults(run=cli_models.cmd_recognize)
 
     p = sub.add_parser("train", help="train the CTC sequence model on generated sequences of train digits")
     p.add_argument("--out", required=True, help="model file to write (its learning curve goes beside it, .csv)")
@@ -344,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", help="learning-curve CSV (default: --out with .csv)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=_cmd_train)
+    p.set_defaults(run=cli_models.cmd_train)
 
     p = sub.add_parser("info", help="where digits come from and how many there are")
     p.add_argument("--data-dir", help="cache folder (default: $SEQGEN_DATA_DIR or the OS cache)")
