@@ -153,11 +153,13 @@ class PngFolder(Format):
                 os.unlink(path)
 
     def finish(self, fs, root, plan, manifest, store=None):
-        lines = ["file,label"]
-        for index in sorted(manifest.records):
-            shard = plan.shard(index)
-            lines += [f"{stem}.png,{label}" for stem, label in zip(shard.stems, shard.labels)]
-        replace_own_file(os.path.join(root, manifest.labels_name), ("\n".join(lines) + "\n").encode())
+        def rows():  # shard by shard: memory does not grow with the export
+            yield "file,label\n"
+            for index in sorted(manifest.records):
+                shard = plan.shard(index)
+                yield "".join(f"{stem}.png,{label}\n" for stem, label in zip(shard.stems, shard.labels))
+
+        replace_own_file(os.path.join(root, manifest.labels_name), (row.encode() for row in rows()))
 
 
 class WebDatasetTar(Format):

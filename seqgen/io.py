@@ -156,13 +156,17 @@ def _same_bytes(path: str, payload: bytes) -> bool:
         return False
 
 
-def replace_own_file(path: str | os.PathLike, payload: bytes) -> None:
-    """Atomically (re)write a file this export owns, such as its manifest: readers see old or new, never half."""
+def replace_own_file(path: str | os.PathLike, payload: bytes | Iterable[bytes]) -> None:
+    """Atomically (re)write a file this export owns, such as its manifest: readers see old or new, never half.
+
+    ``payload`` is the bytes, or an iterable of byte strings written one after another.
+    """
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}-{_RUN}"
     try:
         with open(tmp, "wb") as handle:
-            handle.write(payload)
+            for part in [payload] if isinstance(payload, (bytes, bytearray)) else payload:
+                handle.write(part)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
