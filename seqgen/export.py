@@ -177,6 +177,16 @@ def _check_format(fmt: str, output: str):
     return spec, fs, root
 
 
+def _check_part(part) -> tuple[int, int]:
+    try:
+        k, m = (check.positive_int(v, "part") for v in part)
+    except (TypeError, ValueError):
+        raise ValueError(f"part: expected (K, M) ints with 1 <= K <= M, got {part!r}") from None
+    if k > m:
+        raise ValueError(f"part: expected (K, M) ints with 1 <= K <= M, got {part!r}")
+    return k, m
+
+
 def _check_runner(fs, output, workers, scheduler) -> int:
     """``workers`` checked; Dask installed and the scheduler reachable when shards run elsewhere."""
     workers = check.positive_int(workers, "workers")
@@ -273,6 +283,8 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
     if png_level not in (0, 1):
         raise ValueError(f"png_level: expected 0 or 1, got {png_level!r}")
     _check_runner(fs, output, workers, scheduler)
+    if part is not None:
+        _check_part(part)
     plan = ExportPlan(num_images, options, length=length, source=source, augment=augment, seed=seed,
                       shard_size=shard_size)
     return write_export(plan, output, format=format, png_level=png_level, workers=workers, scheduler=scheduler,
@@ -292,7 +304,7 @@ def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: in
     workers = _check_runner(fs, output, workers, scheduler)
     indices = range(plan.n_shards)
     if part is not None:
-        k, m = part
+        k, m = _check_part(part)
         indices = [int(i) for i in np.array_split(np.arange(plan.n_shards), m)[k - 1]]
     fingerprint = plan.fingerprint(format, png_level)
     name = "manifest.json" if part is None else f"manifest-{part[0]}-of-{part[1]}.json"

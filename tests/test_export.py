@@ -240,6 +240,8 @@ def test_two_dask_workers_and_an_existing_scheduler_give_the_serial_bytes(train_
     ({"format": "parquet", "output": "memory://x", "workers": 2},
      "output: 'memory://x' lives in this process's memory, which other processes cannot write to"),
     ({"scheduler": "tcp://127.0.0.1:9"}, "scheduler: cannot reach 'tcp://127.0.0.1:9'"),
+    ({"part": (3, 2)}, "part: expected (K, M) ints with 1 <= K <= M, got (3, 2)"),
+    ({"part": "1/2"}, "part: expected (K, M) ints with 1 <= K <= M"),
 ])
 def test_bad_arguments_name_themselves(kwargs, message, train_digits, tmp_path):
     kwargs = {"output": tmp_path / "x", **kwargs}
