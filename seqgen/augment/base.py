@@ -15,7 +15,6 @@ import numpy as np
 from . import functional as F
 
 
-
 def magnitude(value, name: str, high: float = float("inf"), positive: bool = False) -> float:
     """A finite setting ``value`` in ``[0, high]`` (``(0, high]`` when ``positive``), or a ValueError naming it."""
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and 0 <= value <= high
