@@ -93,7 +93,6 @@ class Format:
     name = ""
     needs: str | None = None  # the optional package this format imports
     local_only = False
-    driver_writes = False  # True: workers encode, the export's own process writes (lmdb)
     prefix = "shard"
 
     def shard_name(self, index: int) -> str:
@@ -107,7 +106,7 @@ class Format:
         """A handle the export's own process keeps open while it runs (the LMDB environment)."""
 
     def commit(self, store, record: dict) -> dict:
-        """In the export's own process: store what a worker returned (``driver_writes`` formats)."""
+        """In the export's own process: store what a worker returned (LMDB: the shard's keys)."""
         return record
 
     def verify(self, fs, root: str, shard, record: dict, store=None) -> bool:
@@ -243,7 +242,7 @@ class Lmdb(Format):
     ``num-samples`` is written when every shard is in.
     """
 
-    name, needs, local_only, driver_writes = "lmdb", "lmdb", True, True
+    name, needs, local_only = "lmdb", "lmdb", True
 
     def shard_name(self, index: int) -> str:
         return f"seqgen-shard-{index:06d}"
