@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import secrets
 import threading
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 #: Default zlib level of the PNGs: 1.  Levels 1-9 all use zlib's run-length
-#: strategy (zlib.Z_RLE), which ignores the level: on 28x200 phone numbers it
+#: strategy (Z_RLE), which ignores the level: on 28x200 phone numbers it
 #: encodes 1.3x faster than zlib's default strategy at level 1 and gives smaller
 #: files (2,280 bytes on average) than the default strategy even at level 9
-#: (2,330).  Level 0 stores the pixels uncompressed: about 1.4x faster to
-#: encode, files 2.5x larger.
+#: (2,330).  Level 0 stores the pixels uncompressed: files 2.5x larger.
 PNG_LEVEL = 1
 _PNG_BLOCK = 64  # images converted to 8 bits at once (a cache-sized block)
 _RUN = secrets.token_hex(4)  # with the process and thread ids, names this writer's temporary files
@@ -97,24 +94,21 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(image, np.float32) * 255.0).astype(np.uint8)
 
 
-def _png_bytes(image, level: int) -> bytes:
-    """``image`` (an 8-bit Pillow image) as PNG bytes, zlib ``level``; levels 1-9 use the run-length strategy."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=level, compress_type=zlib.Z_RLE)
-    return buffer.getvalue()
-
-
 def encode_pngs(images: np.ndarray, level: int = PNG_LEVEL) -> list[bytes]:
-    """Each float image of ``images`` (n, height, width) as PNG bytes (8-bit gray, zlib ``level``)."""
-    from PIL import Image
+    """Each float image of ``images`` (n, height, width) as PNG bytes (8-bit gray, zlib ``level``).
 
-    n, height, width = images.shape
-    canvas = Image.new("L", (width, height))  # refilled for each image: cheaper than a new one
+    OpenCV's encoder: the same pixels and size as Pillow's, 1.4-1.5x faster, and it
+    releases the GIL, so threads encode in parallel.
+    """
+    import cv2
+
+    options = [cv2.IMWRITE_PNG_COMPRESSION, level]
+    if level:
+        options += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
     payloads = []
-    for start in range(0, n, _PNG_BLOCK):
+    for start in range(0, len(images), _PNG_BLOCK):
         for pixels in to_uint8(images[start : start + _PNG_BLOCK]):
-            canvas.frombytes(pixels)
-            payloads.append(_png_bytes(canvas, level))
+            payloads.append(cv2.imencode(".png", pixels, options)[1].tobytes())
     return payloads
 
 
@@ -165,8 +159,7 @@ def replace_own_file(path: str | os.PathLike, payload: bytes | Iterable[bytes]) 
     tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}-{_RUN}"
     try:
         with open(tmp, "wb") as handle:
-            for part in [payload] if isinstance(payload, (bytes, bytearray)) else payload:
-                handle.write(part)
+            handle.writelines([payload] if isinstance(payload, (bytes, bytearray)) else payload)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -33,7 +33,7 @@ PINNED = {
     "sequence": "4f8f5a46cf7426b9",
     "generator_(1, 12)": "9ad958b98f57e049",
     "generator_5": "e9791f30e9d84fb9",
-    "png_export": "316fa846bf14257b",
+    "png_export": "18851b74210c1a40",
 }
 
 
