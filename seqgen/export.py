@@ -14,7 +14,6 @@ Shards run in this process, on local worker processes (a Dask
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -22,112 +21,22 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import validation as check
-from .compose import Batch, Options, resolve_augment
-from .data import resolve_source
+from .compose import Options
 from .formats import FORMATS, join, read_bytes, split_url, write_own
-from .generate import CHUNK_SIZE, PHONE_DIGITS, PhoneJob, check_phone_count
+from .generate import CHUNK_SIZE
 from .io import PNG_LEVEL
 from .parallel import default_threads, ordered_map
+from .shards import ExportPlan, Shard
 
-#: Most images one random-length export plans (its shard records are held in memory).
-MAX_IMAGES = 100_000_000
 MANIFEST_VERSION = 1
 
 
 class ExportError(RuntimeError):
     """An export stopped before every shard was written; the message says how to resume."""
-
-
-@dataclass
-class Shard:
-    """Images ``start .. start + len(labels)`` of an export: their digits, labels, file stems and seed."""
-
-    index: int
-    start: int
-    codes: np.ndarray
-    labels: list[str]
-    stems: list[str]
-    seed_key: list[int]
-    rng_state: dict = field(repr=False)  # after the digits were drawn
-
-    def render(self, digits, options: Options, augment) -> Batch:
-        bits = np.random.PCG64(np.random.SeedSequence(self.seed_key))  # the seed sequence: for rng.spawn
-        bits.state = self.rng_state
-        return options.render(self.codes, digits, np.random.Generator(bits), augment)
-
-
-class ExportPlan:
-    """What an export holds: its shards, planned up front from the seed (cheap: digits, not pixels)."""
-
-    def __init__(self, num_images, options: Options, *, length="phone", source=None, augment=None, seed=None,
-                 shard_size: int = CHUNK_SIZE):
-        from .dataset import DataGenerator
-
-        self.options, self.length = options, length
-        self.shard_size = check.positive_int(shard_size, "shard_size")
-        if isinstance(length, PhoneJob):  # a plan made already (generate_phone_numbers)
-            self._job, self.length = length, "phone"
-            self.num_images, self.entropy = len(length), length.entropy
-        elif length == "phone":
-            self.num_images = check_phone_count(num_images)
-            options.check_digits(PHONE_DIGITS + 1, "phone numbers")
-        else:
-            self.num_images = check.positive_int(num_images, "num_images")
-            if self.num_images > MAX_IMAGES:
-                raise ValueError(f"num_images: at most {MAX_IMAGES:,} images per export, got {self.num_images:,}")
-            self.entropy = seed if isinstance(seed, int) and not isinstance(seed, bool) else \
-                int(check.as_rng(seed).integers(2**63))
-            DataGenerator(batch_size=self.shard_size, image_width=options.image_width,  # checks length
-                          spacing_range=options.spacing_range, length=length, seed=self.entropy)
-        self.augment = resolve_augment(augment)
-        # arguments checked: now the digits (maybe a download) and the plan
-        self.digits = resolve_source(source)
-        self._augment_name = augment if isinstance(augment, str) or augment is None else repr(augment)
-        if self.length == "phone" and not hasattr(self, "_job"):
-            self._job = PhoneJob.plan(num_images, options, source=self.digits, augment=self.augment, seed=seed,
-                                      chunk_size=self.shard_size)
-            self.entropy = self._job.entropy
-        elif self.length != "phone":
-            self._gen = DataGenerator(batch_size=self.shard_size, image_width=options.image_width,
-                                      spacing_range=options.spacing_range, length=length, seed=self.entropy,
-                                      source=self.digits, split=self.digits.split or "train", fit=options.fit,
-                                      align=options.align)
-        self.seed = seed if isinstance(seed, int) else None
-
-    @property
-    def n_shards(self) -> int:
-        return -(-self.num_images // self.shard_size)
-
-    def shard(self, index: int) -> Shard:
-        start = index * self.shard_size
-        stop = min(start + self.shard_size, self.num_images)
-        if self.length == "phone":
-            key = [self.entropy, 1, index]  # PhoneJob's chunk seed
-            labels = self._job.labels[start:stop]
-            state = np.random.default_rng(key).bit_generator.state
-            return Shard(index, start, self._job.codes[start:stop], labels, labels, key, state)
-        key = [self.entropy, 0, index]  # DataGenerator's batch (epoch 0, index)
-        rng = np.random.default_rng(key)
-        codes = self._gen.draw_codes(rng)[: stop - start]
-        labels = self._gen.labels_of(codes).tolist()
-        stems = [f"{i:09d}" for i in range(start, stop)]  # labels repeat, so files are numbered
-        return Shard(index, start, codes, labels, stems, key, rng.bit_generator.state)
-
-    def fingerprint(self, fmt: str, png_level: int) -> dict:
-        """Everything that decides the bytes: two exports with equal fingerprints are the same export."""
-        images = np.ascontiguousarray(self.digits.images)
-        return {"format": fmt, "length": list(self.length) if isinstance(self.length, tuple) else self.length,
-                "num_images": self.num_images, "image_width": self.options.image_width,
-                "spacing_range": list(self.options.spacing_range), "fit": self.options.fit,
-                "align": self.options.align, "augment": self._augment_name, "seed": self.seed,
-                "entropy": self.entropy, "shard_size": self.shard_size, "png_level": png_level,
-                "digits": {"name": self.digits.name, "count": len(self.digits),
-                           "sha1": hashlib.sha1(images.tobytes() + self.digits.labels.tobytes()).hexdigest()}}
 
 
 class Manifest:

@@ -252,7 +252,8 @@ def generate_phone_numbers(
     folder = prepare_output_dir(output_path) if output_path is not None else None
     job = PhoneJob.plan(num_images, options, source=source, augment=augment, seed=seed)
     if folder is not None:  # a folder holding a different export is refused before any rendering
-        from .export import ExportPlan, check_destination, write_export
+        from .export import check_destination, write_export
+        from .shards import ExportPlan
 
         plan = ExportPlan(len(job), options, length=job, source=job.source, augment=augment, seed=seed,
                           shard_size=job.chunk_size)
