@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import numpy as np
 
 from . import validation as check
 from .compose import Options
-from .formats import FORMATS, join, read_bytes, split_url, write_own
+from .formats import FORMATS, join, protocols, read_bytes, split_url, write_own
 from .generate import CHUNK_SIZE
 from .io import PNG_LEVEL
 from .parallel import default_threads, ordered_map
@@ -46,7 +45,6 @@ class Manifest:
         self.fs, self.path, self.head = fs, join(fs, root, name), head
         self.labels_name = name.replace("manifest", "labels").replace(".json", ".csv")
         self.records: dict[int, dict] = {}
-        self._lock = threading.Lock()
         self._saved = 0.0
 
     def load(self) -> dict | None:
@@ -54,10 +52,10 @@ class Manifest:
         return None if data is None else json.loads(data)
 
     def add(self, record: dict, every: float = 1.0) -> None:
-        with self._lock:
-            self.records[record["index"]] = {k: v for k, v in record.items() if k != "written"}
-            if time.monotonic() - self._saved >= every:
-                self.save()
+        """Record a complete shard; the file is rewritten at most every ``every`` seconds (and by :meth:`save`)."""
+        self.records[record["index"]] = {k: v for k, v in record.items() if k != "written"}
+        if time.monotonic() - self._saved >= every:
+            self.save()
 
     def save(self, complete: bool = False) -> None:
         body = dict(self.head, complete=complete, images=sum(r["count"] for r in self.records.values()),
@@ -103,7 +101,7 @@ def _check_runner(fs, output, workers, scheduler) -> int:
         return workers
     if importlib.util.find_spec("distributed") is None:
         raise ValueError("workers, scheduler: shards on other processes need Dask: pip install 'dask[distributed]'")
-    if fs is not None and "memory" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+    if fs is not None and "memory" in protocols(fs):
         raise ValueError(f"output: {output!r} lives in this process's memory, which other processes cannot "
                          "write to; use workers=1 or a shared file system")
     if scheduler is not None:
@@ -187,17 +185,15 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
         A shard failed or the run was interrupted; the complete shards are recorded
         and the same call resumes.
     """
-    _, fs, _ = _check_format(format, output)  # before any work
+    spec, fs, root = _check_format(format, output)  # before any work
     options = Options.check(image_width, spacing_range, fit, align)
     if png_level not in (0, 1):
         raise ValueError(f"png_level: expected 0 or 1, got {png_level!r}")
-    _check_runner(fs, output, workers, scheduler)
-    if part is not None:
-        _check_part(part)
+    workers = _check_runner(fs, output, workers, scheduler)
+    part = None if part is None else _check_part(part)
     plan = ExportPlan(num_images, options, length=length, source=source, augment=augment, seed=seed,
                       shard_size=shard_size)
-    return write_export(plan, output, format=format, png_level=png_level, workers=workers, scheduler=scheduler,
-                        part=part, progress=progress)
+    return _write(plan, spec, fs, root, output, png_level, workers, scheduler, part, progress)
 
 
 def check_destination(plan: ExportPlan, output, format: str = "png", png_level: int = PNG_LEVEL) -> None:
@@ -211,11 +207,18 @@ def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: in
     """Write (or resume) the export ``plan`` describes; see :func:`export`."""
     spec, fs, root = _check_format(format, output)
     workers = _check_runner(fs, output, workers, scheduler)
+    part = None if part is None else _check_part(part)
+    return _write(plan, spec, fs, root, output, png_level, workers, scheduler, part, progress)
+
+
+def _write(plan: ExportPlan, spec, fs, root: str, output, png_level: int, workers: int, scheduler, part,
+           progress: bool) -> dict:
+    """:func:`write_export` once its arguments are checked."""
     indices = range(plan.n_shards)
     if part is not None:
-        k, m = _check_part(part)
+        k, m = part
         indices = [int(i) for i in np.array_split(np.arange(plan.n_shards), m)[k - 1]]
-    fingerprint = plan.fingerprint(format, png_level)
+    fingerprint = plan.fingerprint(spec.name, png_level)
     name = "manifest.json" if part is None else f"manifest-{part[0]}-of-{part[1]}.json"
     manifest = Manifest(fs, root, name, {"seqgen_export": MANIFEST_VERSION, "fingerprint": fingerprint,
                                          "n_shards": plan.n_shards, "part": list(part) if part else None,
@@ -260,10 +263,12 @@ def _on_worker(*args) -> dict:
 
 def _results(plan, fmt, output, todo, png_level, workers, scheduler) -> Iterator[dict]:
     """Records of the shards in ``todo`` as they complete: here, on local processes or on a cluster."""
-    if workers == 1 and scheduler is None:  # threads here: numpy, Pillow and file writes release the GIL
+    if workers == 1 and scheduler is None:  # threads here: numpy, OpenCV and file writes release the GIL
+        fs, root = split_url(output)
+
         def one(index: int) -> dict:
-            return _render_and_write(fmt, output, plan.shard(index), plan.digits, plan.options, plan.augment,
-                                     png_level)
+            shard = plan.shard(index)
+            return FORMATS[fmt].write(fs, root, shard, plan.render(shard), png_level)
 
         from threadpoolctl import threadpool_limits
 

@@ -31,9 +31,14 @@ def split_url(output: str):
         fs, root = fsspec.core.url_to_fs(output)
     except (ImportError, ValueError) as exc:  # an unknown protocol, or its package missing (s3fs, gcsfs)
         raise ValueError(f"output: cannot write to {output!r}: {exc}") from None
-    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+    if "file" in protocols(fs):
         return None, os.path.abspath(root)
     return fs, root
+
+
+def protocols(fs) -> tuple[str, ...]:
+    """The protocol names of an fsspec file system (one name or several)."""
+    return fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
 
 
 def join(fs, root: str, name: str) -> str:
@@ -52,10 +57,15 @@ def publish(fs, path: str, payload: bytes) -> bool:
         if fs.cat_file(path) == payload:
             return False
         raise FileExistsError(f"{path} exists and holds different bytes; it is not overwritten")
+    _pipe_then_move(fs, path, payload)
+    return True
+
+
+def _pipe_then_move(fs, path: str, payload: bytes) -> None:
+    """Write a temporary name beside ``path``, then move it there: readers never see half a file."""
     tmp = f"{path}.tmp-{secrets.token_hex(6)}"
     fs.pipe_file(tmp, payload)
     fs.mv(tmp, path)
-    return True
 
 
 def read_bytes(fs, path: str) -> bytes | None:
@@ -74,9 +84,7 @@ def write_own(fs, path: str, payload: bytes) -> None:
     if fs is None:
         replace_own_file(path, payload)
     else:
-        tmp = f"{path}.tmp-{secrets.token_hex(6)}"
-        fs.pipe_file(tmp, payload)
-        fs.mv(tmp, path)
+        _pipe_then_move(fs, path, payload)
 
 
 def sha256(parts) -> str:

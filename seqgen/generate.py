@@ -276,6 +276,7 @@ def generate_phone_numbers(
         done = ordered_map(render_chunk, range(job.n_chunks), chunk_threads)
         for _ in tqdm(done, total=job.n_chunks, disable=not progress, delay=1.0, unit="chunk"):
             pass
-    if folder is not None:  # the PNG export of the same plan (rendered again shard by shard: resumable)
+    if folder is not None:  # the PNG export of the same plan, cut from the images drawn above: resumable
+        plan.rendered = Batch(images, boxes)
         write_export(plan, folder, format="png", progress=progress)
     return (images, job.labels, boxes) if return_boxes else (images, job.labels)

@@ -46,6 +46,7 @@ class ExportPlan:
 
         self.options, self.length = options, length
         self.shard_size = check.positive_int(shard_size, "shard_size")
+        self._job = self._gen = None
         if isinstance(length, PhoneJob):  # a plan made already (generate_phone_numbers)
             self._job, self.length = length, "phone"
             self.num_images, self.entropy = len(length), length.entropy
@@ -58,22 +59,28 @@ class ExportPlan:
                 raise ValueError(f"num_images: at most {MAX_IMAGES:,} images per export, got {self.num_images:,}")
             self.entropy = seed if isinstance(seed, int) and not isinstance(seed, bool) else \
                 int(check.as_rng(seed).integers(2**63))
-            DataGenerator(batch_size=self.shard_size, image_width=options.image_width,  # checks length
-                          spacing_range=options.spacing_range, length=length, seed=self.entropy)
+            # checks length; only draws the digit codes of each shard, so it never needs the glyphs
+            self._gen = DataGenerator(batch_size=self.shard_size, image_width=options.image_width,
+                                      spacing_range=options.spacing_range, length=length, seed=self.entropy)
         self.augment = resolve_augment(augment)
         # arguments checked: now the digits (maybe a download) and the plan
         self.digits = resolve_source(source)
         self._augment_name = augment if isinstance(augment, str) or augment is None else repr(augment)
-        if self.length == "phone" and not hasattr(self, "_job"):
+        if self.length == "phone" and self._job is None:
             self._job = PhoneJob.plan(num_images, options, source=self.digits, augment=self.augment, seed=seed,
                                       chunk_size=self.shard_size)
             self.entropy = self._job.entropy
-        elif self.length != "phone":
-            self._gen = DataGenerator(batch_size=self.shard_size, image_width=options.image_width,
-                                      spacing_range=options.spacing_range, length=length, seed=self.entropy,
-                                      source=self.digits, split=self.digits.split or "train", fit=options.fit,
-                                      align=options.align)
         self.seed = seed if isinstance(seed, int) else None
+        #: The whole plan's images and boxes, when the caller already rendered them in memory
+        #: (generate_phone_numbers): shards are then cut from them instead of drawn again.
+        self.rendered: Batch | None = None
+
+    def render(self, shard: Shard) -> Batch:
+        """Shard ``shard``'s images and boxes: cut from :attr:`rendered`, or drawn now."""
+        if self.rendered is not None:
+            rows = slice(shard.start, shard.start + len(shard.labels))
+            return Batch(self.rendered.images[rows], self.rendered.boxes[rows])
+        return shard.render(self.digits, self.options, self.augment)
 
     @property
     def n_shards(self) -> int:
