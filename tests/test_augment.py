@@ -24,6 +24,7 @@ from seqgen.augment import (
     WriterStyle,
     resolve,
 )
+from seqgen.augment.base import ImageAugmenter
 
 ALL = [Affine, Size, Elastic, StrokeWidth, WriterStyle, GaussianNoise, SaltPepper, GaussianBlur, Contrast, Background,
        ScanDegradation, FormField, JpegArtefacts]
@@ -138,14 +139,22 @@ def test_blur_matches_scipy_gaussian_filter(train_digits):
 def test_elastic_field_is_gaussian_filtered_noise():
     from scipy.ndimage import gaussian_filter
 
-    field = Elastic(alpha=1.0, sigma=3.0, p=1.0).params((6, 28, 28), np.random.default_rng(2))["field"]
+    field = Elastic(alpha=2.0, sigma=3.0, p=1.0).params((6, 28, 28), np.random.default_rng(2))["field"]
     reference = np.random.default_rng(2)
-    reference.random(6)  # the selection draw comes first, then a bank of noise and each glyph's offset in it
-    bank = reference.uniform(-1, 1, Elastic.bank_size + 2 * 28 * 28).astype(np.float32)
-    noise = np.stack([bank[o : o + 2 * 28 * 28].reshape(2, 28, 28)
-                      for o in reference.integers(0, Elastic.bank_size + 1, 6)])
-    expected = gaussian_filter(noise, sigma=(0, 0, 3.0, 3.0), mode="constant", truncate=2.5)
+    reference.random(6)  # the selection draw comes first, then one sheet of noise and each glyph's place in it
+    height = width = Elastic.sheet_rows
+    noise = reference.uniform(-1, 1, (2, height, width)).astype(np.float32)
+    sheet = 2.0 * gaussian_filter(noise, sigma=(0, 3.0, 3.0), mode="reflect", truncate=2.5)
+    rows, columns = reference.integers(0, height - 27, 6), reference.integers(0, width - 27, 6)
+    expected = np.stack([sheet[:, r : r + 28, c : c + 28] for r, c in zip(rows, columns)])
+    assert field.shape == (6, 2, 28, 28)
     np.testing.assert_allclose(field, expected, atol=1e-6)
+    # smoothing by sigma divides the std of uniform noise (0.577) by about sqrt(4 pi sigma^2) = 10.6,
+    # and neighbouring pixels differ by about sqrt(2 (1 - exp(-1 / (4 sigma^2)))) = 0.235 of the field
+    big = Elastic(alpha=1.0, sigma=3.0, p=1.0).params((2000, 28, 28), np.random.default_rng(3))["field"]
+    assert 0.050 < big.std() < 0.060
+    for axis in (2, 3):
+        assert 0.2 < np.abs(np.diff(big, axis=axis)).mean() / np.abs(big).mean() < 0.27
 
 
 def test_stroke_width_thickens_and_thins(train_digits):
@@ -320,3 +329,34 @@ def test_augmented_bytes_do_not_depend_on_threads(train_digits):
         one = generate_phone_numbers(n, 150, (-2, 8), source=train_digits, seed=8, augment="heavy", threads=1)[0]
         two = generate_phone_numbers(n, 150, (-2, 8), source=train_digits, seed=8, augment="heavy", threads=2)[0]
         assert one.tobytes() == two.tobytes()
+
+
+IMAGE_LEVEL = [GaussianNoise, SaltPepper, GaussianBlur, Contrast, Background, ScanDegradation, FormField, JpegArtefacts]
+
+
+class _Stripe(ImageAugmenter):  # does not name its per-image params
+    def params(self, shape, rng):
+        index = self.select(shape[0], rng)
+        return {"index": index, "column": rng.integers(0, shape[2], len(index))}
+
+    def transform(self, images, params):
+        images[params["index"], :, params["column"]] = 0.5
+        return images
+
+
+def test_image_augmenters_by_block_equal_the_whole_batch(train_digits, monkeypatch):
+    """Blocks of 1, 3 and 7 images give the bytes of one block for the whole batch, with every
+    image augmenter on, a custom one that cannot be split in the middle, or at the end."""
+    from seqgen.augment import base
+
+    images, _, boxes = phones(train_digits, None, n=23, width=120)
+    for pipeline in (Pipeline([cls(p=0.6) for cls in IMAGE_LEVEL]),
+                     Pipeline([Contrast(p=0.7), _Stripe(p=0.5), SaltPepper(p=0.6, amount=0.2), GaussianBlur(p=0.5)]),
+                     Pipeline([GaussianNoise(p=0.7), _Stripe(p=0.5, strength=1.0)])):
+        results = []
+        for block in (1, 3, 7, 10**9):
+            monkeypatch.setattr(base, "IMAGE_BLOCK_PIXELS", block * 28 * 120)
+            results.append(pipeline.augment_images(images.copy(), np.random.default_rng(11), boxes))
+        assert all(r.tobytes() == results[-1].tobytes() for r in results)
+        assert results[-1].min() >= 0.0 and results[-1].max() <= 1.0
+        assert results[-1].tobytes() != images.tobytes()

@@ -8,6 +8,7 @@ magnitudes (0 = no change, 1 = the documented defaults).
 
 from __future__ import annotations
 
+import itertools
 import numbers
 
 import numpy as np
@@ -74,9 +75,25 @@ class GlyphAugmenter(Augmenter):
 
 
 class ImageAugmenter(Augmenter):
-    """Changes ``(B, 28, W)`` float32 images (1.0 white) after they are drawn."""
+    """Changes ``(B, 28, W)`` float32 images (1.0 white) after they are drawn.
+
+    Each image is changed on its own.  A :class:`Pipeline` draws the parameters for a whole batch,
+    then applies its augmenters to one block of images after another; an augmenter that names
+    its per-image params in :attr:`per_image` can be split so (see :meth:`part`).
+    """
 
     uses_boxes = False  # True: params(shape, rng, boxes) also gets the digit boxes
+    #: The params holding one entry per changed image, in ``index`` order; None (an augmenter that
+    #: does not say) keeps the whole batch together for it.
+    per_image: tuple[str, ...] | None = None
+
+    def part(self, params: dict, start: int, stop: int) -> dict:
+        """``params`` of images ``start..stop-1`` alone, numbered from 0, for :meth:`transform` on
+        ``images[start:stop]``; params not named in :attr:`per_image` are shared."""
+        index = params["index"]
+        lo, hi = np.searchsorted(index, [start, stop])
+        own = {key: params[key][lo:hi] for key in self.per_image if params.get(key) is not None}
+        return {**params, **own, "index": index[lo:hi] - start}
 
 
 class GeometricAugmenter(GlyphAugmenter):
@@ -157,15 +174,33 @@ class Pipeline:
         ``boxes`` (``(B, L, 4)``, optional) are the digits' boxes, for augmenters that draw
         around the digits (comb boxes); the pipeline of a generator passes them.
         """
-        changed = False
-        for a in self.augmenters:
-            if isinstance(a, ImageAugmenter) and a.active:
-                params = a.params(images.shape, rng, boxes) if a.uses_boxes else a.params(images.shape, rng)
-                images = a.transform(images, params)
-                changed = True
-        if changed:
-            np.clip(images, 0.0, 1.0, out=images)
+        drawn = [(a, a.params(images.shape, rng, boxes) if a.uses_boxes else a.params(images.shape, rng))
+                 for a in self.augmenters if isinstance(a, ImageAugmenter) and a.active]
+        if not drawn:
+            return images
+        # runs of augmenters whose params split by image go block by block, every step of the run
+        # on one block before the next, so that each block stays in the CPU's cache
+        stages = [(by_block, list(run)) for by_block, run in itertools.groupby(drawn, lambda d: d[0].per_image is not None)]
+        step = max(1, IMAGE_BLOCK_PIXELS // (images.shape[1] * images.shape[2]))
+        for number, (by_block, run) in enumerate(stages):
+            last = number == len(stages) - 1
+            if not by_block:
+                for a, params in run:
+                    images = a.transform(images, params)
+                if last:
+                    np.clip(images, 0.0, 1.0, out=images)
+                continue
+            for start in range(0, len(images), step):
+                stop = min(start + step, len(images))
+                block = images[start:stop]
+                for a, params in run:
+                    block = a.transform(block, a.part(params, start, stop))
+                images[start:stop] = np.clip(block, 0.0, 1.0, out=block) if last else block
         return images
+
+
+#: Pixels in a block of images that :meth:`Pipeline.augment_images` changes at once (1 MB of float32).
+IMAGE_BLOCK_PIXELS = 1 << 18
 
 
 def _warp_together(glyphs: np.ndarray, geometric: list[GeometricAugmenter], rng: np.random.Generator,
@@ -192,11 +227,14 @@ def _warp_together(glyphs: np.ndarray, geometric: list[GeometricAugmenter], rng:
             fields.append((chosen, params["field"]))
     idx = np.flatnonzero(touched)
     field = bent = None
-    if fields:
+    if len(fields) == 1:
+        bent, field = fields[0]
+    elif fields:
         bent = np.unique(np.concatenate([chosen for chosen, _ in fields]))
         field = np.zeros((len(bent), 2, F.GLYPH, F.GLYPH), np.float32)
         for chosen, values in fields:
             field[np.searchsorted(bent, chosen)] += values
+    if fields:
         bent = np.searchsorted(idx, bent)  # as positions among the warped glyphs
     if len(idx):
         glyphs[idx] = F.warp_glyphs(glyphs[idx], forward[idx], shift[idx], field, bent)

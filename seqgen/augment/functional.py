@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import functools
 
+import cv2
+
 import numpy as np
 
 from ..digits import ink_bounds
 
 GLYPH = 28
+#: Glyphs processed at once by the functions that lay them side by side: their working set
+#: stays in the CPU's cache, and their row under OpenCV's 32,767-pixel limit.
+GLYPH_BATCH = 512
 _CROSS = np.zeros((1, 3, 3), bool)
 _CROSS[0, 1, :] = _CROSS[0, :, 1] = True
 
 
-_WARP_BATCH = 512  # glyphs per cv2.remap call: the coordinate maps stay in cache
+_WARP_PAD = 8  # blank pixels on each side of a glyph in that row
 
 
 def warp_glyphs(glyphs: np.ndarray, forward: np.ndarray, shift: np.ndarray, field: np.ndarray | None = None,
@@ -27,58 +32,86 @@ def warp_glyphs(glyphs: np.ndarray, forward: np.ndarray, shift: np.ndarray, fiel
 
     ``forward`` ``(m, 2, 2)`` and ``shift`` ``(m, 2)`` act about the glyph centre in (row, col);
     ``field`` (the displacements ``d``, ``(k, 2, 28, 28)``) may be None; it belongs to the glyphs
-    ``bent`` (sorted indices; default all ``m``).  Bilinear, through
-    OpenCV's ``remap`` on the glyphs stacked into one tall image with a blank border around each:
-    coordinates that leave a glyph are clamped onto its border, so they read zero.
+    ``bent`` (sorted indices; default all ``m``).  Bilinear, through OpenCV's ``remap``; source
+    pixels outside a glyph read zero.
     """
-    import cv2
-
     m = len(glyphs)
     if field is not None and bent is None:
         bent = np.arange(m)
     centre = (GLYPH - 1) / 2
     inverse = np.linalg.inv(forward)
-    # source (in the bordered glyph) = inverse @ (q - c - t) + c + 1: linear in the pixel's row and column
-    constant = ((centre + 1) - np.einsum("mij,mj->mi", inverse, shift + centre)).astype(np.float32)
-    inverse = inverse.astype(np.float32)
-    grid = np.arange(GLYPH, dtype=np.float32)
+    origin = centre - np.einsum("mij,mj->mi", inverse, shift + centre)  # the source of pixel (0, 0)
     out = np.empty((m, GLYPH, GLYPH), np.uint8)
-    for start in range(0, m, _WARP_BATCH):
-        part = slice(start, min(start + _WARP_BATCH, m))
-        k = part.stop - part.start
-        inv, const = inverse[part], constant[part]
-        coords = np.empty((2, k, GLYPH, GLYPH), np.float32)  # (row, col) in the bordered glyph
-        for axis in (0, 1):
-            by_row = inv[:, axis, 0, None, None] * grid[:, None] + const[:, axis, None, None]
-            np.add(by_row, inv[:, axis, 1, None, None] * grid, out=coords[axis])
-        if field is not None:  # the displacements, through the inverse map
-            lo, hi = np.searchsorted(bent, [part.start, part.stop])
-            here, d = bent[lo:hi] - part.start, field[lo:hi]
-            for axis in (0, 1):
-                coords[axis, here] += inv[here, axis, 0, None, None] * d[:, 0] + inv[here, axis, 1, None, None] * d[:, 1]
-        np.clip(coords, 0, GLYPH + 1, out=coords)
-        coords[0] += (np.arange(k, dtype=np.float32) * (GLYPH + 2))[:, None, None]
-        padded = np.zeros((k, GLYPH + 2, GLYPH + 2), np.uint8)
-        padded[:, 1:-1, 1:-1] = glyphs[part]
-        warped = cv2.remap(padded.reshape(-1, GLYPH + 2), coords[1].reshape(-1, GLYPH), coords[0].reshape(-1, GLYPH),
-                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        out[part] = warped.reshape(k, GLYPH, GLYPH)
+    straight = np.ones(m, bool)
+    if field is not None:
+        straight[bent] = False
+    # the glyphs with and without displacements go separately, so that adding them needs no scatter
+    groups = [(np.flatnonzero(straight), None), (bent, field)] if field is not None else [(np.arange(m), None)]
+    for which, displacement in groups:
+        for start in range(0, len(which), GLYPH_BATCH):
+            part = which[start : start + GLYPH_BATCH]
+            d = None if displacement is None else displacement[start : start + GLYPH_BATCH]
+            out[part] = _remap_row(glyphs[part], inverse[part], origin[part], d)
     return out
 
 
-@functools.lru_cache(maxsize=16)
-def smoothing_matrix(sigma: float) -> np.ndarray:
-    """``(28, 28)`` float32 matrix of ``scipy.ndimage.gaussian_filter1d`` (zero outside, truncated
-    at 2.5 sigma) on a 28-pixel line: ``K @ x`` filters ``x``."""
-    from scipy.ndimage import gaussian_filter1d
+def _remap_row(glyphs: np.ndarray, inverse: np.ndarray, origin: np.ndarray, field: np.ndarray | None) -> np.ndarray:
+    """:func:`warp_glyphs` of up to :data:`GLYPH_BATCH` glyphs laid side by side in one row.
 
-    return gaussian_filter1d(np.eye(GLYPH), sigma, axis=0, mode="constant", truncate=2.5).astype(np.float32)
+    OpenCV's ``remap`` is several times faster on one wide image than on a tall stack
+    28 pixels wide.  The coordinate maps are one matrix product: row ``r``, column ``c``
+    of glyph ``g`` reads ``[r, 1] @ [inverse[g][:, 0], inverse[g][:, 1] c + origin[g]]``.
+    Source rows outside the image read zero; source columns that could reach a
+    neighbouring glyph are clipped onto the blank pixels around their own.
+    """
+
+    k, pad = len(glyphs), _WARP_PAD
+    slot = GLYPH + 2 * pad
+    column = np.arange(GLYPH)
+    left = pad + slot * np.arange(k)  # where each glyph's column 0 lies in the source row
+    rows = np.stack([np.arange(GLYPH), np.ones(GLYPH)], axis=1).astype(np.float32)  # [r, 1]
+    maps = np.empty((2, GLYPH, k * GLYPH), np.float32)  # source row, then column, of each output pixel
+    for axis, offset in ((0, pad), (1, left)):
+        terms = np.empty((2, k, GLYPH), np.float32)
+        terms[0] = inverse[:, axis, 0, None]
+        terms[1] = inverse[:, axis, 1, None] * column + (origin[:, axis] + offset)[:, None]
+        np.matmul(rows, terms.reshape(2, -1), out=maps[axis])
+    # the source columns each glyph reaches, from the corners of its map
+    lowest = origin[:, 1] + np.minimum(inverse[:, 1], 0).sum(axis=1) * (GLYPH - 1)
+    highest = origin[:, 1] + np.maximum(inverse[:, 1], 0).sum(axis=1) * (GLYPH - 1)
+    if field is not None:  # the displacements, through the inverse map
+        weights = inverse.astype(np.float32)[:, :, :, None, None]
+        for axis in (0, 1):
+            bend = field[:, 0] * weights[:, axis, 0]
+            bend += field[:, 1] * weights[:, axis, 1]
+            maps[axis].reshape(GLYPH, k, GLYPH)[...] += bend.transpose(1, 0, 2)
+        reach = np.abs(bend).max(axis=(1, 2))  # bend is the column's now
+        lowest, highest = lowest - reach, highest + reach
+    columns = maps[1].reshape(GLYPH, k, GLYPH)
+    if (lowest < 1 - 2 * pad).any() or (highest > GLYPH - 2 + 2 * pad).any():
+        # onto the first blank column on either side, which reads zero as any column beyond it would
+        np.clip(columns, (left - 1)[:, None], (left + GLYPH)[:, None], out=columns)
+    source = np.zeros((slot, k, slot), np.uint8)
+    source[pad : pad + GLYPH, :, pad : pad + GLYPH] = glyphs.transpose(1, 0, 2)
+    warped = cv2.remap(source.reshape(slot, k * slot), maps[1], maps[0], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return warped.reshape(GLYPH, k, GLYPH).transpose(1, 0, 2)
 
 
-def smooth_field(noise: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian-filter ``(m, 2, 28, 28)`` noise along rows then columns (two matrix products)."""
-    smooth = smoothing_matrix(float(sigma))
-    return smooth @ (noise.reshape(-1, GLYPH) @ smooth.T).reshape(noise.shape)
+def smooth_planes(noise: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-filter each plane of ``(c, H, W)`` float32 ``noise`` by ``sigma`` pixels (OpenCV), as
+    ``scipy.ndimage.gaussian_filter`` with ``mode="reflect"`` and ``truncate=2.5`` does."""
+    radius = int(2.5 * sigma + 0.5)
+    kernel = cv2.getGaussianKernel(2 * radius + 1, sigma, cv2.CV_32F)
+    return np.stack([cv2.sepFilter2D(plane, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REFLECT)
+                     for plane in noise])
+
+
+def windows(planes: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``(n, c, 28, 28)``: the 28x28 window of every plane of ``(c, H, W)`` ``planes`` at each
+    top-left corner ``(rows[i], columns[i])``."""
+    view = np.lib.stride_tricks.sliding_window_view(planes, (GLYPH, GLYPH), axis=(1, 2))
+    return view[np.arange(len(planes)), rows[:, None], columns[:, None]]
 
 
 def stroke_width(glyphs: np.ndarray, amount: float, thinner: bool = False) -> np.ndarray:
@@ -88,45 +121,58 @@ def stroke_width(glyphs: np.ndarray, amount: float, thinner: bool = False) -> np
 
 
 def stroke_widths(glyphs: np.ndarray, amounts: np.ndarray) -> np.ndarray:
-    """:func:`stroke_width` with one signed amount per glyph (negative: thinner).
-
-    OpenCV's morphology on the glyphs stacked into one image, each padded with copies of its edge
-    rows (what ``scipy.ndimage``'s reflecting border gives a 3x3 element), so glyphs never touch;
-    every step is kept, and each glyph blends the two steps around its amount.
-    """
-    import cv2
-
+    """:func:`stroke_width` with one signed amount per glyph (negative: thinner)."""
     out = glyphs.copy()
-    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    for op, which in ((cv2.dilate, np.flatnonzero(amounts > 0)), (cv2.erode, np.flatnonzero(amounts < 0))):
-        if not len(which):
-            continue
-        amount = np.abs(amounts[which])
-        steps = int(np.ceil(amount.max()))
-        n = len(which)
-        current = np.pad(glyphs[which], ((0, 0), (steps, steps), (0, 0)), mode="edge").reshape(-1, GLYPH)
-        levels = np.empty((steps + 1, n, GLYPH, GLYPH), np.uint8)
-        levels[0] = glyphs[which]
-        for k in range(1, steps + 1):
-            current = op(current, cross, borderType=cv2.BORDER_REPLICATE)
-            levels[k] = current.reshape(n, -1, GLYPH)[:, steps : steps + GLYPH]
-        whole = np.floor(amount).astype(np.intp)
-        share = np.rint((amount - whole) * 256).astype(np.uint16)[:, None, None]
-        rows = np.arange(n)
-        here, step = levels[whole, rows], levels[np.minimum(whole + 1, steps), rows]
-        # here + share * (step - here), rounded half up; a dilation only raises pixels, an erosion lowers
-        if op is cv2.dilate:
-            change = (step - here).astype(np.uint16)
-            change *= share
-            change += 128
-            here += (change >> 8).astype(np.uint8)
-        else:
-            change = (here - step).astype(np.uint16)
-            change *= share
-            change += 127
-            here -= (change >> 8).astype(np.uint8)
-        out[which] = here
+    for sign, which in ((1, np.flatnonzero(amounts > 0)), (-1, np.flatnonzero(amounts < 0))):
+        for start in range(0, len(which), GLYPH_BATCH):
+            part = which[start : start + GLYPH_BATCH]
+            out[part] = _morph_row(glyphs[part], np.abs(amounts[part]), thicker=sign > 0)
     return out
+
+
+def _morph_row(glyphs: np.ndarray, amount: np.ndarray, thicker: bool) -> np.ndarray:
+    """Dilate (or erode) each glyph by its ``amount`` (> 0) of cross steps, the last one blended.
+
+    OpenCV's morphology, on the glyphs laid side by side in one row (several times faster
+    than on a tall stack 28 pixels wide), with as many columns of the operation's neutral
+    value between them as there are steps, so glyphs never reach each other.  Those
+    columns, like the image border, act as ``scipy.ndimage``'s reflecting border does for a
+    3x3 element: a pixel's copy of itself never changes a maximum (or minimum).  Every step
+    is kept, and each glyph blends the two steps around its amount (to 1/256, rounded half up).
+    """
+
+    n, steps = len(glyphs), int(np.ceil(amount.max()))
+    operation, neutral = (cv2.dilate, 0) if thicker else (cv2.erode, 255)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    levels = np.full((steps + 1, GLYPH, n, GLYPH + steps), neutral, np.uint8)
+    levels[0, :, :, :GLYPH] = glyphs.transpose(1, 0, 2)
+    for k in range(1, steps + 1):
+        operation(levels[k - 1].reshape(GLYPH, -1), cross, dst=levels[k].reshape(GLYPH, -1))
+    whole = np.floor(amount).astype(np.intp)
+    share = np.rint((amount - whole) * 256).astype(np.uint16)[:, None, None]
+    each = np.arange(n)
+    here = levels[whole, :, each, :GLYPH]  # (n, 28, 28): back in glyph order
+    step = levels[np.minimum(whole + 1, steps), :, each, :GLYPH]
+    # here + share * (step - here), rounded half up; a dilation only raises pixels, an erosion lowers
+    change = (step - here if thicker else here - step).astype(np.uint16)
+    change *= share
+    change += 128 if thicker else 127
+    change >>= 8
+    if thicker:
+        here += change.astype(np.uint8)
+    else:
+        here -= change.astype(np.uint8)
+    return here
+
+
+def lighten(glyphs: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """``(n, 28, 28)`` uint8 glyphs with their ink scaled by ``ink`` ``(n,)`` in [0, 1] (in 8.8 fixed
+    point, rounded half up: an ink of 1 changes nothing)."""
+    gain = np.rint(ink * 256).astype(np.uint16)[:, None, None]
+    scaled = glyphs * gain
+    scaled += 128
+    scaled >>= 8
+    return scaled.astype(np.uint8)
 
 
 def add_noise(images: np.ndarray, noise: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -156,7 +202,6 @@ def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
     The images are stacked into one, each padded with copies of its edge rows as far as the
     kernel reaches, so one call blurs them all without mixing neighbours.
     """
-    import cv2
 
     n, h, w = images.shape
     radius = int(4.0 * sigma + 0.5)  # scipy's reach at its default truncate=4
@@ -249,7 +294,6 @@ def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
     copies of its last row (what the encoder does to a lone image), so one encoder call
     serves them all and no block spans two images.
     """
-    import cv2
 
     from ..io import to_uint8
 

@@ -81,15 +81,19 @@ class Elastic(GeometricAugmenter):
         super().__init__(p, strength)
         self.alpha, self.sigma = magnitude(alpha, "alpha", 100), magnitude(sigma, "sigma", 28, positive=True)
 
-    bank_size = 1 << 14
+    sheet_rows = 128  # each call smooths one sheet of noise this high...
+    sheet_reuse = 4  # ...and wide enough to hold a quarter of its glyphs' fields side by side
 
     def params(self, shape, rng):
         index = self.select(shape[0], rng)
-        # each glyph's noise is a window of one bank of uniform draws, at a random offset
-        bank = rng.uniform(-1, 1, self.bank_size + 2 * F.GLYPH * F.GLYPH).astype(np.float32)
-        noise = F.noise_from_bank(bank, rng.integers(0, self.bank_size + 1, len(index)), (2 * F.GLYPH, F.GLYPH))
-        field = F.smooth_field(noise.reshape(-1, 2, F.GLYPH, F.GLYPH), self.sigma)
-        return {"index": index, "field": field * np.float32(self.alpha * self.strength)}
+        # the field of each glyph is a window, at a random place, of one sheet of smoothed noise:
+        # one filter pass over the sheet instead of one per glyph
+        width = max(self.sheet_rows, F.GLYPH + len(index) * F.GLYPH * F.GLYPH // (self.sheet_rows * self.sheet_reuse))
+        noise = rng.uniform(-1, 1, (2, self.sheet_rows, width)).astype(np.float32)
+        sheet = F.smooth_planes(noise, self.sigma) * np.float32(self.alpha * self.strength)
+        rows = rng.integers(0, self.sheet_rows - F.GLYPH + 1, len(index))
+        columns = rng.integers(0, width - F.GLYPH + 1, len(index))
+        return {"index": index, "field": F.windows(sheet, rows, columns)}
 
 
 class StrokeWidth(GlyphAugmenter):
@@ -168,10 +172,7 @@ class WriterStyle(SequenceAugmenter):
                 "ink": np.clip(1 - np.abs(own[3]) * self.ink * s, 0, 1)}
 
     def finish(self, glyphs, params):
-        index, stroke = params["index"], params["stroke"]
-        styled = index[stroke != 0]
-        glyphs[styled] = F.stroke_widths(glyphs[styled], stroke[stroke != 0])
-        lighter = index[params["ink"] < 1]
-        if len(lighter):  # ink * darkness, rounded, in 8.8 fixed point
-            gain = np.rint(params["ink"][params["ink"] < 1] * 256).astype(np.uint16)[:, None, None]
-            glyphs[lighter] = ((glyphs[lighter] * gain + 128) >> 8).astype(np.uint8)
+        index, stroke, ink = params["index"], params["stroke"], params["ink"]
+        for start in range(0, len(index), F.GLYPH_BATCH):  # a part at a time, in the CPU's cache
+            part = slice(start, start + F.GLYPH_BATCH)
+            glyphs[index[part]] = F.lighten(F.stroke_widths(glyphs[index[part]], stroke[part]), ink[part])

@@ -19,6 +19,7 @@ class GaussianNoise(ImageAugmenter):
     """
 
     bank_size = 1 << 16
+    per_image = ("scale", "offsets")
 
     def __init__(self, sigma=0.06, p=0.5, strength=1.0):
         super().__init__(p, strength)
@@ -53,6 +54,14 @@ class SaltPepper(ImageAugmenter):
         return {"index": index, "counts": counts, "positions": rng.integers(0, size, counts.sum()),
                 "white": rng.random(counts.sum()) < 0.5}
 
+    per_image = ("counts", "positions", "white")  # the last two hold one entry per changed pixel
+
+    def part(self, params, start, stop):
+        lo, hi = np.searchsorted(params["index"], [start, stop])
+        first, last = params["counts"][:lo].sum(), params["counts"][:hi].sum()  # its pixels, in image order
+        return {"index": params["index"][lo:hi] - start, "counts": params["counts"][lo:hi],
+                "positions": params["positions"][first:last], "white": params["white"][first:last]}
+
     def transform(self, images, params):
         index = params["index"]
         images[index] = F.salt_pepper(images[index], params["counts"], params["positions"], params["white"])
@@ -61,6 +70,8 @@ class SaltPepper(ImageAugmenter):
 
 class GaussianBlur(ImageAugmenter):
     """Gaussian blur (scipy.ndimage) with a sigma drawn per image up to ``sigma`` (quantised to 0.1 px)."""
+
+    per_image = ("sigma",)
 
     def __init__(self, sigma=1.0, p=0.3, strength=1.0):
         super().__init__(p, strength)
@@ -92,6 +103,8 @@ class Contrast(ImageAugmenter):
         Maximum shift of brightness.
     """
 
+    per_image = ("darkness", "contrast", "brightness")
+
     def __init__(self, ink=0.4, contrast=0.3, brightness=0.1, p=0.5, strength=1.0):
         super().__init__(p, strength)
         self.ink, self.contrast = magnitude(ink, "ink", 1), magnitude(contrast, "contrast", 1)
@@ -121,6 +134,8 @@ class Background(ImageAugmenter):
     gradient : float
         Share of the changed images that get a gradient instead of texture.
     """
+
+    per_image = ("rows", "columns", "flip", "ramp", "amplitude")
 
     def __init__(self, amplitude=0.2, gradient=0.5, p=0.3, strength=1.0):
         super().__init__(p, strength)
@@ -155,6 +170,8 @@ class ScanDegradation(ImageAugmenter):
     levels : int
         Grey levels kept at strength 1 (fewer = coarser quantisation), 2 to 256.
     """
+
+    per_image = ("banding", "streak_columns", "streak_depth")
 
     def __init__(self, banding=0.04, streaks=3, levels=16, p=0.3, strength=1.0):
         super().__init__(p, strength)
@@ -202,6 +219,7 @@ class FormField(ImageAugmenter):
 
     KINDS = ("baseline", "dotted", "comb")
     uses_boxes = True
+    per_image = ("kind", "gap", "value", "boxes")
 
     def __init__(self, kinds=KINDS, darkness=0.6, p=0.3, strength=1.0):
         super().__init__(p, strength)
@@ -250,6 +268,8 @@ class JpegArtefacts(ImageAugmenter):
     quality : (int, int)
         Range of JPEG quality, 1-100 (lower: blockier, more ringing); strength 0 means 100.
     """
+
+    per_image = ("quality",)
 
     def __init__(self, quality=(20, 70), p=0.3, strength=1.0):
         super().__init__(p, strength)
