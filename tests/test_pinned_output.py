@@ -23,17 +23,17 @@ CASES = {
     "augmented_heavy": dict(image_width=300, spacing_range=(-2, 6), augment="heavy"),
 }
 PINNED = {
-    "augmented_default": "867d056f1bbff5b2",
-    "augmented_heavy": "a49a964e40d6112b",
+    "augmented_default": "6072fe990dd79174",
+    "augmented_heavy": "232713423fb7e7c4",
     "native": "ff18c0f2af225d85",
     "overlapping": "70b0cc06e407c0a5",
     "random_align": "382890ec0ae08a28",
     "scaled": "1cf183964e238767",
     "stretched": "bc6be20ec5ecab72",
     "sequence": "4f8f5a46cf7426b9",
-    "generator_(1, 12)": "9ad958b98f57e049",
-    "generator_5": "e9791f30e9d84fb9",
-    "png_export": "18851b74210c1a40",
+    "generator_(1, 12)": "5beba4ab79ed1e88",
+    "generator_5": "caa2bdebe6e3e16c",
+    "png_export": "48e0185c51b6b183",
 }
 
 
