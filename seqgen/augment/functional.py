@@ -206,7 +206,7 @@ def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
     n, h, w = images.shape
     radius = int(4.0 * sigma + 0.5)  # scipy's reach at its default truncate=4
     kernel = cv2.getGaussianKernel(2 * radius + 1, sigma, cv2.CV_32F)
-    padded = np.pad(images, ((0, 0), (radius, radius), (0, 0)), mode="edge").reshape(-1, w)
+    padded = images.take(np.clip(np.arange(-radius, h + radius), 0, h - 1), axis=1).reshape(-1, w)
     blurred = cv2.sepFilter2D(padded, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
     return blurred.reshape(n, h + 2 * radius, w)[:, radius : radius + h]
 
@@ -225,7 +225,7 @@ def smooth_profile(values: np.ndarray, length: int) -> np.ndarray:
     knots = values.shape[1]
     position = np.linspace(0, knots - 1, length, dtype=np.float32)
     left = np.minimum(position.astype(np.intp), knots - 2)
-    frac = position - left
+    frac = position - left.astype(np.float32)  # float32 throughout: the texture is as large as the images
     return values[:, left] * (1 - frac) + values[:, left + 1] * frac
 
 
@@ -303,7 +303,7 @@ def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
     per_call = 65000 // tall  # JPEG images are at most 65,535 rows high
     for start in range(0, n, per_call):
         part = to_uint8(images[start : start + per_call])
-        padded = np.pad(part, ((0, 0), (0, tall - h), (0, 0)), mode="edge").reshape(-1, w)
+        padded = part.take(np.minimum(np.arange(tall), h - 1), axis=1).reshape(-1, w)
         ok, data = cv2.imencode(".jpg", padded, [cv2.IMWRITE_JPEG_QUALITY, quality])
         decoded = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE).reshape(len(part), tall, w)[:, :h]
         out[start : start + per_call] = decoded * np.float32(1 / 255)
