@@ -143,7 +143,7 @@ def test_elastic_field_is_gaussian_filtered_noise():
     reference = np.random.default_rng(2)
     reference.random(6)  # the selection draw comes first, then one sheet of noise and each glyph's place in it
     height = width = Elastic.sheet_rows
-    noise = reference.uniform(-1, 1, (2, height, width)).astype(np.float32)
+    noise = 2 * reference.random((2, height, width), dtype=np.float32) - 1
     sheet = 2.0 * gaussian_filter(noise, sigma=(0, 3.0, 3.0), mode="reflect", truncate=2.5)
     rows, columns = reference.integers(0, height - 27, 6), reference.integers(0, width - 27, 6)
     expected = np.stack([sheet[:, r : r + 28, c : c + 28] for r, c in zip(rows, columns)])

@@ -7,23 +7,14 @@ high, images ``(n, H, W)`` float32 with 1.0 white paper.
 
 from __future__ import annotations
 
-import functools
-
 import cv2
-
 import numpy as np
-
-from ..digits import ink_bounds
 
 GLYPH = 28
 #: Glyphs processed at once by the functions that lay them side by side: their working set
 #: stays in the CPU's cache, and their row under OpenCV's 32,767-pixel limit.
 GLYPH_BATCH = 512
-_CROSS = np.zeros((1, 3, 3), bool)
-_CROSS[0, 1, :] = _CROSS[0, :, 1] = True
-
-
-_WARP_PAD = 8  # blank pixels on each side of a glyph in that row
+_WARP_PAD = 8  # blank pixels on each side of a glyph in the row that cv2.remap reads
 
 
 def warp_glyphs(glyphs: np.ndarray, forward: np.ndarray, shift: np.ndarray, field: np.ndarray | None = None,
@@ -98,13 +89,14 @@ def _remap_row(glyphs: np.ndarray, inverse: np.ndarray, origin: np.ndarray, fiel
     return warped.reshape(GLYPH, k, GLYPH).transpose(1, 0, 2)
 
 
-def smooth_planes(noise: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian-filter each plane of ``(c, H, W)`` float32 ``noise`` by ``sigma`` pixels (OpenCV), as
-    ``scipy.ndimage.gaussian_filter`` with ``mode="reflect"`` and ``truncate=2.5`` does."""
+def smooth_planes(noise: np.ndarray, sigma: float, scale: float = 1.0, offset: float = 0.0) -> np.ndarray:
+    """``scale * f + offset`` for each plane ``f`` of ``(c, H, W)`` float32 ``noise`` Gaussian-filtered by
+    ``sigma`` pixels (OpenCV), as ``scipy.ndimage.gaussian_filter`` with ``mode="reflect"`` and
+    ``truncate=2.5`` filters it (the scale and offset ride along in the same pass)."""
     radius = int(2.5 * sigma + 0.5)
     kernel = cv2.getGaussianKernel(2 * radius + 1, sigma, cv2.CV_32F)
-    return np.stack([cv2.sepFilter2D(plane, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REFLECT)
-                     for plane in noise])
+    return np.stack([cv2.sepFilter2D(plane, cv2.CV_32F, kernel * np.float32(scale), kernel, delta=offset,
+                                     borderType=cv2.BORDER_REFLECT) for plane in noise])
 
 
 def windows(planes: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:

@@ -89,8 +89,9 @@ class Elastic(GeometricAugmenter):
         # the field of each glyph is a window, at a random place, of one sheet of smoothed noise:
         # one filter pass over the sheet instead of one per glyph
         width = max(self.sheet_rows, F.GLYPH + len(index) * F.GLYPH * F.GLYPH // (self.sheet_rows * self.sheet_reuse))
-        noise = rng.uniform(-1, 1, (2, self.sheet_rows, width)).astype(np.float32)
-        sheet = F.smooth_planes(noise, self.sigma) * np.float32(self.alpha * self.strength)
+        noise = rng.random((2, self.sheet_rows, width), dtype=np.float32)  # uniform in [0, 1): 2u - 1 in [-1, 1)
+        alpha = self.alpha * self.strength
+        sheet = F.smooth_planes(noise, self.sigma, scale=2 * alpha, offset=-alpha)
         rows = rng.integers(0, self.sheet_rows - F.GLYPH + 1, len(index))
         columns = rng.integers(0, width - F.GLYPH + 1, len(index))
         return {"index": index, "field": F.windows(sheet, rows, columns)}
