@@ -23,8 +23,8 @@ CASES = {
     "augmented_heavy": dict(image_width=300, spacing_range=(-2, 6), augment="heavy"),
 }
 PINNED = {
-    "augmented_default": "aff333a1e954fb3a",
-    "augmented_heavy": "239eea7e5641122d",
+    "augmented_default": "73aea511fbfb96b1",
+    "augmented_heavy": "d8f13d3c06c03daa",
     "native": "ff18c0f2af225d85",
     "overlapping": "70b0cc06e407c0a5",
     "random_align": "382890ec0ae08a28",
@@ -33,7 +33,7 @@ PINNED = {
     "sequence": "4f8f5a46cf7426b9",
     "generator_(1, 12)": "5beba4ab79ed1e88",
     "generator_5": "caa2bdebe6e3e16c",
-    "png_export": "48e0185c51b6b183",
+    "png_export": "d0c72921b7126a81",
 }
 
 
