@@ -193,14 +193,12 @@ class BaselineRecognizer:
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVC
 
-        from .augment import Affine, Pipeline, StrokeWidth
         from .validation import as_rng
 
         if not isinstance(digits, DigitSet):
             raise TypeError(f"digits: expected a DigitSet, got {type(digits).__name__}")
         rng = as_rng(seed)
-        jitter = Pipeline([Affine(rotation=8, shear=0.2, scale=0.1, translate=0, baseline=0, p=0.8),
-                           StrokeWidth(p=0.3)])
+        jitter = _jitter()
         glyphs = [digits.images] + [jitter.augment_glyphs(digits.images, rng) for _ in range(self.copies)]
         images = np.concatenate(glyphs)
         labels = np.tile(digits.labels, self.copies + 1)
@@ -269,12 +267,29 @@ class BaselineRecognizer:
         return model
 
 
+def _jitter():
+    """The glyph augmentation of the baseline's training copies."""
+    from .augment import Affine, Pipeline, StrokeWidth
+
+    return Pipeline([Affine(rotation=8, shear=0.2, scale=0.1, translate=0, baseline=0, p=0.8), StrokeWidth(p=0.3)])
+
+
+def _jitter_fingerprint(digits: DigitSet) -> str:
+    """A short hash of what the jitter makes of a few digits: it changes when the augmentation code
+    changes what it draws, so a cached recognizer trained on older copies is not reused."""
+    import hashlib
+
+    sample = _jitter().augment_glyphs(digits.images[:64], np.random.default_rng(0))
+    return hashlib.sha256(sample.tobytes()).hexdigest()[:12]
+
+
 def default_recognizer(progress=print) -> BaselineRecognizer:
-    """The recognizer trained on ``load_mnist("train")``, cached beside the data after the first use."""
+    """The recognizer trained on ``load_mnist("train")``, cached beside the data after the first use
+    (one cache entry per digit set and per version of the training jitter)."""
     from .data import cache_dir, load_mnist
 
     digits = load_mnist("train")
-    path = cache_dir() / f"recognizer-v{_FORMAT}-{digits.name}.pkl"
+    path = cache_dir() / f"recognizer-v{_FORMAT}-{digits.name}-{_jitter_fingerprint(digits)}.pkl"
     if path.is_file():
         try:
             return BaselineRecognizer.load(path)

@@ -107,6 +107,18 @@ def test_cli_recognize_baseline_trains_once_then_uses_the_cache(tmp_path, test_d
     assert fourth.returncode == 0 and fourth.stdout == first.stdout  # rebuilt once, never fatal twice
 
 
+def test_the_baseline_cache_key_follows_the_training_jitter(train_digits, monkeypatch):
+    """A cached baseline trained on copies that today's augmentation code would draw differently is not reused."""
+    from seqgen import recognizer
+    from seqgen.augment import functional
+
+    before = recognizer._jitter_fingerprint(train_digits)
+    assert before == recognizer._jitter_fingerprint(train_digits) and len(before) == 12
+    warp = functional.warp_glyphs
+    monkeypatch.setattr(functional, "warp_glyphs", lambda *args, **kwargs: warp(*args, **kwargs) // 2)
+    assert recognizer._jitter_fingerprint(train_digits) != before
+
+
 def test_a_failed_save_leaves_no_temporary(small_model, tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
