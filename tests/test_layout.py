@@ -74,3 +74,23 @@ def test_vertical_scales_are_quantised_to_64_steps_per_octave():
     q = layout.quantise(np.array([1.0, 0.5, 0.7, 1.3]))
     assert q[0] == 1.0 and q[1] == 0.5 and q[3] == 1.0
     assert abs(np.log2(q[2]) * 64 - np.rint(np.log2(q[2]) * 64)) < 1e-9 and abs(q[2] / 0.7 - 1) < 0.006
+
+
+def test_ink_bounds_of_glyphs_match_a_plain_reference(train_digits):
+    """The folded word-wise ORs give the bounds that ``any`` over pixels gives: MNIST glyphs, sparse
+    noise, blank glyphs and glyphs with one inked corner pixel."""
+    from seqgen.digits import ink_bounds
+    from seqgen.layout import ink_bounds_of
+
+    rng = np.random.default_rng(4)
+    noise = (rng.integers(1, 256, (400, 28, 28)) * (rng.random((400, 28, 28)) < 0.02)).astype(np.uint8)
+    noise[:20] = 0
+    noise[20:40] = 0
+    noise[20:30, 0, 0] = 9
+    noise[30:40, 27, 27] = 1
+    for glyphs in (train_digits.images[:500], noise):
+        ink = glyphs > 0
+        columns, rows = ink_bounds_of(glyphs)
+        np.testing.assert_array_equal(columns, ink_bounds(ink.any(axis=1)))
+        np.testing.assert_array_equal(rows, ink_bounds(ink.any(axis=2)))
+    assert ink_bounds_of(noise[20:21])[0].tolist() == [[0, 1]] and ink_bounds_of(noise[30:31])[1].tolist() == [[27, 28]]

@@ -70,13 +70,10 @@ def _remap_row(glyphs: np.ndarray, inverse: np.ndarray, origin: np.ndarray, fiel
     # the source columns each glyph reaches, from the corners of its map
     lowest = origin[:, 1] + np.minimum(inverse[:, 1], 0).sum(axis=1) * (GLYPH - 1)
     highest = origin[:, 1] + np.maximum(inverse[:, 1], 0).sum(axis=1) * (GLYPH - 1)
-    if field is not None:  # the displacements, through the inverse map
-        weights = inverse.astype(np.float32)[:, :, :, None, None]
-        for axis in (0, 1):
-            bend = field[:, 0] * weights[:, axis, 0]
-            bend += field[:, 1] * weights[:, axis, 1]
-            maps[axis].reshape(GLYPH, k, GLYPH)[...] += bend.transpose(1, 0, 2)
-        reach = np.abs(bend).max(axis=(1, 2))  # bend is the column's now
+    if field is not None:  # the displacements, through the inverse map: one 2x2 product per glyph
+        bend = np.matmul(inverse.astype(np.float32), field.reshape(k, 2, GLYPH * GLYPH))
+        maps.reshape(2, GLYPH, k, GLYPH)[...] += bend.reshape(k, 2, GLYPH, GLYPH).transpose(1, 2, 0, 3)
+        reach = np.abs(bend[:, 1]).max(axis=1)
         lowest, highest = lowest - reach, highest + reach
     columns = maps[1].reshape(GLYPH, k, GLYPH)
     if (lowest < 1 - 2 * pad).any() or (highest > GLYPH - 2 + 2 * pad).any():
