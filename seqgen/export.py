@@ -131,6 +131,8 @@ def _open_destination(fs, root: str, manifest: Manifest, fingerprint: dict) -> d
             differ = sorted(k for k in set(theirs) | set(fingerprint) if theirs.get(k) != fingerprint.get(k))
             hint = " (without a seed, every export is a new one: pass a seed to resume)" \
                 if "entropy" in differ and fingerprint["seed"] is None else ""
+            if "output_version" in differ:
+                hint = " (it was written by a version of seqgen that draws or encodes other bytes)"
             raise ValueError(f"output: {root} holds a different export ({name} differs in "
                              f"{', '.join(differ) or 'format'}){hint}; choose another folder")
     earlier = manifest.load()

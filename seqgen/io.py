@@ -97,12 +97,13 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def encode_pngs(images: np.ndarray, level: int = PNG_LEVEL) -> list[bytes]:
     """Each float image of ``images`` (n, height, width) as PNG bytes (8-bit gray, zlib ``level``).
 
-    OpenCV's encoder: the same pixels and size as Pillow's, 1.4-1.5x faster, and it
-    releases the GIL, so threads encode in parallel.
+    OpenCV's encoder, which releases the GIL, so threads encode in parallel.  No row
+    filter: on these mostly white images, deflate's run-length strategy does better on
+    the raw rows than on libpng's adaptively filtered ones (smaller files, faster).
     """
     import cv2
 
-    options = [cv2.IMWRITE_PNG_COMPRESSION, level]
+    options = [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
     if level:
         options += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
     payloads = []

@@ -184,6 +184,18 @@ def test_a_different_export_is_refused_and_nothing_changes(train_digits, tmp_pat
     assert tree(tmp_path) == before
 
 
+def test_an_export_by_a_seqgen_that_drew_other_bytes_is_not_resumed(train_digits, tmp_path, monkeypatch):
+    from seqgen import shards
+
+    export(tmp_path, N, WIDTH, source=train_digits, format="png", **COMMON)
+    before = tree(tmp_path)
+    monkeypatch.setattr(shards, "OUTPUT_VERSION", shards.OUTPUT_VERSION + 1)
+    with pytest.raises(ValueError, match=r"differs in output_version\) \(it was written by a version of seqgen "
+                                         r"that draws or encodes other bytes\); choose another folder"):
+        export(tmp_path, N, WIDTH, source=train_digits, format="png", **COMMON)
+    assert tree(tmp_path) == before
+
+
 def test_a_foreign_file_under_a_shard_name_is_never_overwritten(train_digits, tmp_path):
     (tmp_path / "shard-000000.tar").write_bytes(b"not ours")
     with pytest.raises(ExportError, match="shard-000000.tar exists and holds different bytes; it is not overwritten"):

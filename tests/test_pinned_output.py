@@ -1,7 +1,8 @@
 """Pinned output: SHA-256 of images, boxes and labels for every kind of batch, and of a PNG export.
 
 These hashes change only when the output is meant to change; such a change updates them in its
-own commit and says why.  Refactoring (moving code between modules) must keep every one.
+own commit, says why, and bumps ``seqgen.shards.OUTPUT_VERSION`` (exports record it, so that an
+export is never resumed with other bytes).  Refactoring (moving code between modules) must keep every one.
 """
 
 from __future__ import annotations
