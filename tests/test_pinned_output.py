@@ -34,7 +34,7 @@ PINNED = {
     "sequence": "4f8f5a46cf7426b9",
     "generator_(1, 12)": "5beba4ab79ed1e88",
     "generator_5": "caa2bdebe6e3e16c",
-    "png_export": "d0c72921b7126a81",
+    "png_export": "873c95c60c01294c",
 }
 
 
