@@ -18,6 +18,11 @@ from .generate import CHUNK_SIZE, PHONE_DIGITS, PhoneJob, check_phone_count
 
 #: Most images one random-length export plans (its shard records are held in memory).
 MAX_IMAGES = 100_000_000
+#: The version of the bytes seqgen draws and encodes: bumped with every change that re-pins the
+#: hashes of tests/test_pinned_output.py, so that an export made by an older seqgen is never
+#: resumed with different bytes (its manifest's fingerprint differs).
+OUTPUT_VERSION = 2
+
 
 @dataclass
 class Shard:
@@ -35,11 +40,6 @@ class Shard:
         bits = np.random.PCG64(np.random.SeedSequence(self.seed_key))  # the seed sequence: for rng.spawn
         bits.state = self.rng_state
         return options.render(self.codes, digits, np.random.Generator(bits), augment)
-
-#: The version of the bytes seqgen draws and encodes: bumped with every change that re-pins the
-#: hashes of tests/test_pinned_output.py, so that an export made by an older seqgen is never
-#: resumed with different bytes (its manifest's fingerprint differs).
-OUTPUT_VERSION = 2
 
 
 class ExportPlan:
@@ -109,7 +109,8 @@ class ExportPlan:
     def fingerprint(self, fmt: str, png_level: int) -> dict:
         """Everything that decides the bytes: two exports with equal fingerprints are the same export."""
         images = np.ascontiguousarray(self.digits.images)
-        return {"output_version": OUTPUT_VERSION, "format": fmt, "length": list(self.length) if isinstance(self.length, tuple) else self.length,
+        return {"output_version": OUTPUT_VERSION, "format": fmt,
+                "length": list(self.length) if isinstance(self.length, tuple) else self.length,
                 "num_images": self.num_images, "image_width": self.options.image_width,
                 "spacing_range": list(self.options.spacing_range), "fit": self.options.fit,
                 "align": self.options.align, "augment": self._augment_name, "seed": self.seed,

@@ -55,7 +55,6 @@ def _remap_row(glyphs: np.ndarray, inverse: np.ndarray, origin: np.ndarray, fiel
     Source rows outside the image read zero; source columns that could reach a
     neighbouring glyph are clipped onto the blank pixels around their own.
     """
-
     k, pad = len(glyphs), _WARP_PAD
     slot = GLYPH + 2 * pad
     column = np.arange(GLYPH)
@@ -129,7 +128,6 @@ def _morph_row(glyphs: np.ndarray, amount: np.ndarray, thicker: bool) -> np.ndar
     3x3 element: a pixel's copy of itself never changes a maximum (or minimum).  Every step
     is kept, and each glyph blends the two steps around its amount (to 1/256, rounded half up).
     """
-
     n, steps = len(glyphs), int(np.ceil(amount.max()))
     operation, neutral = (cv2.dilate, 0) if thicker else (cv2.erode, 255)
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
@@ -191,7 +189,6 @@ def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
     The images are stacked into one, each padded with copies of its edge rows as far as the
     kernel reaches, so one call blurs them all without mixing neighbours.
     """
-
     n, h, w = images.shape
     radius = int(4.0 * sigma + 0.5)  # scipy's reach at its default truncate=4
     kernel = cv2.getGaussianKernel(2 * radius + 1, sigma, cv2.CV_32F)
@@ -283,7 +280,6 @@ def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
     copies of its last row (what the encoder does to a lone image), so one encoder call
     serves them all and no block spans two images.
     """
-
     from ..io import to_uint8
 
     n, h, w = images.shape

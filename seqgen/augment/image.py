@@ -43,6 +43,8 @@ class GaussianNoise(ImageAugmenter):
 class SaltPepper(ImageAugmenter):
     """Salt-and-pepper noise: a share ``amount`` of the pixels turns white or black (half each)."""
 
+    per_image = ("counts", "positions", "white")  # the last two hold one entry per changed pixel
+
     def __init__(self, amount=0.02, p=0.3, strength=1.0):
         super().__init__(p, strength)
         self.amount = magnitude(amount, "amount", 1)
@@ -53,8 +55,6 @@ class SaltPepper(ImageAugmenter):
         counts = rng.binomial(size, min(1.0, self.amount * self.strength), len(index))
         return {"index": index, "counts": counts, "positions": rng.integers(0, size, counts.sum()),
                 "white": rng.random(counts.sum()) < 0.5}
-
-    per_image = ("counts", "positions", "white")  # the last two hold one entry per changed pixel
 
     def part(self, params, start, stop):
         lo, hi = np.searchsorted(params["index"], [start, stop])
