@@ -51,7 +51,7 @@ def render_batch(codes: np.ndarray, source: DigitSet, image_width: int, spacing_
     else:  # a child generator, so that the layout draws stay those of no augmentation
         augment_rng = rng.spawn(1)[0]
         writers = np.repeat(np.arange(len(codes)), (codes >= 0).sum(axis=1))  # the sequence of each glyph
-        varied, changed = augment.vary_glyphs(source.images[picks], augment_rng, writers)
+        varied, changed = augment.vary_glyphs(source.images[picks], augment_rng, writers, in_place=True)
         glyphs, columns = layout.Glyphs.of_images(varied, glyphs, changed), raster.column_table(varied)
     strips = layout.lay_out(glyphs, codes >= 0, spacing_range, rng)
     placement = layout.fit_to_width(strips, image_width, fit, align, rng)

@@ -101,6 +101,27 @@ def test_glyph_warp_matches_scipy_affine_transform(train_digits):
     assert (warped != glyphs).any()
 
 
+def test_glyph_warp_of_some_glyphs_in_place(train_digits):
+    """``index`` and ``out``: the chosen glyphs get exactly their warp, written into the same array,
+    with and without displacement fields; the others stay as they were."""
+    from seqgen.augment.functional import warp_glyphs
+
+    rng = np.random.default_rng(2)
+    glyphs = train_digits.images[rng.integers(0, len(train_digits), 700)].copy()
+    index = np.sort(rng.choice(len(glyphs), 600, replace=False))  # more than one row of glyphs
+    params = Affine(rotation=10, shear=0.2, p=1.0).params((len(index), 28, 28), rng)
+    bent = np.sort(rng.choice(len(index), 150, replace=False))
+    field = rng.normal(0, 1.5, (len(bent), 2, 28, 28)).astype(np.float32)
+    for f, b in ((None, None), (field, bent)):
+        expected = warp_glyphs(glyphs[index], params["forward"], params["shift"], f, b)
+        changed = glyphs.copy()
+        assert warp_glyphs(changed, params["forward"], params["shift"], f, b, index=index, out=changed) is changed
+        np.testing.assert_array_equal(changed[index], expected)
+        others = np.setdiff1d(np.arange(len(glyphs)), index)
+        np.testing.assert_array_equal(changed[others], glyphs[others])
+        assert (expected != glyphs[index]).any()
+
+
 def test_stroke_width_equals_scipy_grey_morphology(train_digits):
     """OpenCV on the stacked, edge-padded glyphs gives exactly scipy.ndimage's grey dilation and erosion."""
     from scipy.ndimage import grey_dilation, grey_erosion

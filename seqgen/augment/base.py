@@ -107,7 +107,7 @@ class GeometricAugmenter(GlyphAugmenter):
         m = len(params["index"])
         forward = params.get("forward", np.broadcast_to(np.eye(2), (m, 2, 2)))
         shift = params.get("shift", np.zeros((m, 2)))
-        glyphs[params["index"]] = F.warp_glyphs(glyphs[params["index"]], forward, shift, params.get("field"))
+        F.warp_glyphs(glyphs, forward, shift, params.get("field"), index=params["index"], out=glyphs)
         self.finish(glyphs, params)
         return glyphs
 
@@ -151,10 +151,12 @@ class Pipeline:
         """
         return self.vary_glyphs(glyphs, rng, writers)[0]
 
-    def vary_glyphs(self, glyphs: np.ndarray, rng: np.random.Generator, writers: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`augment_glyphs`, and a mask of the glyphs that were changed."""
-        glyphs = glyphs.copy()
+    def vary_glyphs(self, glyphs: np.ndarray, rng: np.random.Generator, writers: np.ndarray | None = None,
+                    *, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`augment_glyphs`, and a mask of the glyphs that were changed; ``in_place`` lets the
+        augmenters change ``glyphs`` itself (a copy the caller owns) instead of a copy of it."""
+        if not in_place:
+            glyphs = glyphs.copy()
         writers = np.arange(len(glyphs)) if writers is None else np.asarray(writers)
         changed = np.zeros(len(glyphs), bool)
         geometric = [a for a in self.augmenters if isinstance(a, GeometricAugmenter) and a.active]
@@ -238,7 +240,7 @@ def _warp_together(glyphs: np.ndarray, geometric: list[GeometricAugmenter], rng:
     if fields:
         bent = np.searchsorted(idx, bent)  # as positions among the warped glyphs
     if len(idx):
-        glyphs[idx] = F.warp_glyphs(glyphs[idx], forward[idx], shift[idx], field, bent)
+        F.warp_glyphs(glyphs, forward[idx], shift[idx], field, bent, index=idx, out=glyphs)
     for a, params in drawn:
         a.finish(glyphs, params)
     return touched
