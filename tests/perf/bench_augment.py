@@ -11,6 +11,11 @@ images of that workload.
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -33,7 +38,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--presets", nargs="+", default=["none", "light", "default", "heavy"])
     parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument("--against", metavar="REV", help="a git revision to compare with, in the same run")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of the A/B (with --against)")
     args = parser.parse_args()
+    if args.against:
+        compare(args.against, args.presets, args.rounds)
+        return
 
     from threadpoolctl import threadpool_limits
 
@@ -79,6 +89,54 @@ def main() -> None:
                     def run(a=augmenter):
                         Pipeline([a]).augment_images(images.copy(), np.random.default_rng(1), boxes)
                 print(f"  {type(augmenter).__name__:16s} {1000 * best(run, 3):7.1f}", flush=True)
+
+
+def older_seqgen(rev: str):
+    """The ``seqgen`` package of git revision ``rev``, imported under another name (its imports are relative)."""
+    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True,
+                          cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    folder = tempfile.mkdtemp(prefix="seqgen-ab-")
+    archive = subprocess.run(["git", "archive", rev, "seqgen"], capture_output=True, check=True, cwd=root).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    name = "seqgen_" + "".join(c if c.isalnum() else "_" for c in rev)
+    os.rename(os.path.join(folder, "seqgen"), os.path.join(folder, name))
+    sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
+def compare(rev: str, presets: list[str], rounds: int) -> None:
+    """Same-run A/B of ``rev`` against this tree: both in this process, taking turns."""
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    import seqgen
+    from seqgen.parallel import available_cores
+
+    sides = {}
+    for label, package in ((rev, older_seqgen(rev)), ("this tree", seqgen)):
+        sides[label] = (package, package.load_mnist("train", source="sample"))
+    opencv_threads = cv2.getNumThreads()
+    print(f"{N} phone numbers, width {WIDTH}; {rounds} rounds, sides taking turns; images/s, median")
+    for preset in presets:
+        augment = None if preset == "none" else preset
+        for threads in (1, available_cores()):
+            cv2.setNumThreads(1 if threads == 1 else opencv_threads)
+            seconds = {label: [] for label in sides}
+            outputs = {}
+            with threadpool_limits(1):
+                for number in range(rounds + 1):  # round 0 warms both sides up and is not counted
+                    order = list(sides.items()) if number % 2 else list(sides.items())[::-1]
+                    for label, (package, digits) in order:
+                        start = time.perf_counter()
+                        outputs[label] = package.generate_phone_numbers(N, WIDTH, SPACING, source=digits, seed=0,
+                                                                        augment=augment, threads=threads)[0]
+                        if number:
+                            seconds[label].append(time.perf_counter() - start)
+            before, after = (np.array(seconds[label]) for label in sides)
+            same = np.array_equal(*outputs.values())
+            print(f"{preset}, {threads} thread(s): {rev} {N / np.median(before):,.0f}, this tree "
+                  f"{N / np.median(after):,.0f}; paired speed-up {np.median(before / after):.3f} "
+                  f"({np.min(before / after):.3f}-{np.max(before / after):.3f}); same bytes: {same}", flush=True)
 
 
 if __name__ == "__main__":
