@@ -136,6 +136,8 @@ class _Payload:
         return (print, ("unpickled!",))
 
 
+# torch warns that the plain pickle below uses a protocol its safe loader may not know: that is the point
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_loading_never_unpickles_arbitrary_objects(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     torch.save({"architecture": "seqgen-crnn", "format": 1, "payload": _Payload()}, path)
