@@ -25,7 +25,7 @@ def warp_glyphs(glyphs: np.ndarray, forward: np.ndarray, shift: np.ndarray, fiel
     ``forward`` ``(m, 2, 2)`` and ``shift`` ``(m, 2)`` act about the glyph centre in (row, col);
     ``field`` (the displacements ``d``, ``(k, 2, 28, 28)``) may be None; it belongs to the glyphs
     ``bent`` (sorted positions among the ``m``; default all).  Bilinear, through OpenCV's ``remap``;
-    source pixels outside a glyph read zero.  With ``index``, only ``glyphs[index]`` are warped
+    source pixels outside a glyph read zero.  With ``index`` (distinct), only ``glyphs[index]`` are warped
     (``forward`` and ``shift`` follow ``index``); ``out`` (default: a new array) receives them and
     may be ``glyphs`` itself.  Returns ``out``.
     """
