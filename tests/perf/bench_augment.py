@@ -11,8 +11,10 @@ images of that workload.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,7 +44,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="rounds of the A/B (with --against)")
     args = parser.parse_args()
     if args.against:
-        compare(args.against, args.presets, args.rounds)
+        try:
+            older = older_seqgen(args.against)
+        except subprocess.CalledProcessError as exc:
+            parser.error(f"--against: git cannot give seqgen at {args.against!r}: {exc.stderr.decode().strip()}")
+        compare(args.against, older, args.presets, args.rounds)
         return
 
     from threadpoolctl import threadpool_limits
@@ -96,6 +102,7 @@ def older_seqgen(rev: str):
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True,
                           cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
     folder = tempfile.mkdtemp(prefix="seqgen-ab-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     archive = subprocess.run(["git", "archive", rev, "seqgen"], capture_output=True, check=True, cwd=root).stdout
     subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
     name = "seqgen_" + "".join(c if c.isalnum() else "_" for c in rev)
@@ -104,8 +111,8 @@ def older_seqgen(rev: str):
     return importlib.import_module(name)
 
 
-def compare(rev: str, presets: list[str], rounds: int) -> None:
-    """Same-run A/B of ``rev`` against this tree: both in this process, taking turns."""
+def compare(rev: str, older, presets: list[str], rounds: int) -> None:
+    """Same-run A/B of ``older`` (seqgen at ``rev``) against this tree: both in this process, taking turns."""
     import cv2
     from threadpoolctl import threadpool_limits
 
@@ -113,7 +120,7 @@ def compare(rev: str, presets: list[str], rounds: int) -> None:
     from seqgen.parallel import available_cores
 
     sides = {}
-    for label, package in ((rev, older_seqgen(rev)), ("this tree", seqgen)):
+    for label, package in ((rev, older), ("this tree", seqgen)):
         sides[label] = (package, package.load_mnist("train", source="sample"))
     opencv_threads = cv2.getNumThreads()
     print(f"{N} phone numbers, width {WIDTH}; {rounds} rounds, sides taking turns; images/s, median")
