@@ -59,6 +59,22 @@ def inverse_2x2(matrices: np.ndarray) -> np.ndarray:
     return np.stack([d, -b, -c, a], axis=1).reshape(-1, 2, 2) / det[:, None, None]
 
 
+#: One row of a glyph (28 bytes) as one item: glyphs move between glyph order ``(n, 28, 28)`` and
+#: side by side ``(28, n, 28)`` as whole rows, 2.5x faster than byte by byte.
+_GLYPH_ROW = np.dtype((np.void, GLYPH))
+
+
+def _rows(pixels: np.ndarray) -> np.ndarray:
+    """uint8 ``pixels`` whose last axis is 28 contiguous bytes, as an array of glyph rows (a view)."""
+    return pixels.view(_GLYPH_ROW)[..., 0]
+
+
+def _glyph_order(side_by_side: np.ndarray) -> np.ndarray:
+    """``(28, n, 28)`` uint8 glyphs side by side (last axis contiguous) as a new ``(n, 28, 28)`` array."""
+    n = side_by_side.shape[1]
+    return np.ascontiguousarray(_rows(side_by_side).T).view(np.uint8).reshape(n, GLYPH, GLYPH)
+
+
 _ROW_AND_ONE = np.stack([np.arange(GLYPH), np.ones(GLYPH)], axis=1).astype(np.float32)  # [r, 1] for each row r
 
 
@@ -94,10 +110,10 @@ def _remap_row(glyphs: np.ndarray, inverse: np.ndarray, origin: np.ndarray, fiel
         # onto the first blank column on either side, which reads zero as any column beyond it would
         np.clip(columns, (left - 1)[:, None], (left + GLYPH)[:, None], out=columns)
     source = np.zeros((slot, k, slot), np.uint8)
-    source[pad : pad + GLYPH, :, pad : pad + GLYPH] = glyphs.transpose(1, 0, 2)
+    _rows(source[pad : pad + GLYPH, :, pad : pad + GLYPH])[...] = _rows(glyphs).T
     warped = cv2.remap(source.reshape(slot, k * slot), maps[1], maps[0], cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return warped.reshape(GLYPH, k, GLYPH).transpose(1, 0, 2)
+    return _glyph_order(warped.reshape(GLYPH, k, GLYPH))
 
 
 def smooth_planes(noise: np.ndarray, sigma: float, scale: float = 1.0, offset: float = 0.0) -> np.ndarray:
@@ -146,15 +162,15 @@ def _morph_row(glyphs: np.ndarray, amount: np.ndarray, thicker: bool) -> np.ndar
     n, steps = len(glyphs), int(np.ceil(amount.max()))
     operation, neutral = (cv2.dilate, 0) if thicker else (cv2.erode, 255)
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    levels = np.full((steps + 1, GLYPH, n, GLYPH + steps), neutral, np.uint8)
-    levels[0, :, :, :GLYPH] = glyphs.transpose(1, 0, 2)
+    levels = np.empty((steps + 1, GLYPH, n, GLYPH + steps), np.uint8)  # each step writes all of its level
+    levels[0, :, :, GLYPH:] = neutral
+    _rows(levels[0, :, :, :GLYPH])[...] = _rows(glyphs).T
     for k in range(1, steps + 1):
         operation(levels[k - 1].reshape(GLYPH, -1), cross, dst=levels[k].reshape(GLYPH, -1))
     whole = np.floor(amount).astype(np.intp)
     share = np.rint((amount - whole) * 256).astype(np.uint16)[:, None, None]
-    each = np.arange(n)
-    here = levels[whole, :, each, :GLYPH]  # (n, 28, 28): back in glyph order
-    step = levels[np.minimum(whole + 1, steps), :, each, :GLYPH]
+    here = _level(levels, whole)  # (n, 28, 28): back in glyph order
+    step = _level(levels, np.minimum(whole + 1, steps))
     # here + share * (step - here), rounded half up; a dilation only raises pixels, an erosion lowers
     change = (step - here if thicker else here - step).astype(np.uint16)
     change *= share
@@ -167,11 +183,18 @@ def _morph_row(glyphs: np.ndarray, amount: np.ndarray, thicker: bool) -> np.ndar
     return here
 
 
+def _level(levels: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """``(n, 28, 28)``: glyph i of ``levels[level[i]]`` (``levels``: ``(steps + 1, 28, n, 28 + steps)``)."""
+    n = len(level)
+    return _rows(levels[..., :GLYPH])[level, :, np.arange(n)].view(np.uint8).reshape(n, GLYPH, GLYPH)
+
+
 def lighten(glyphs: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """``(n, 28, 28)`` uint8 glyphs with their ink scaled by ``ink`` ``(n,)`` in [0, 1] (in 8.8 fixed
     point, rounded half up: an ink of 1 changes nothing)."""
     gain = np.rint(ink * 256).astype(np.uint16)[:, None, None]
-    scaled = glyphs * gain
+    scaled = glyphs.astype(np.uint16)  # then same-type products: several times faster than mixed
+    scaled *= gain
     scaled += 128
     scaled >>= 8
     return scaled.astype(np.uint8)
