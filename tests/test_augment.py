@@ -145,6 +145,32 @@ def test_stroke_width_equals_scipy_grey_morphology(train_digits):
             np.testing.assert_array_equal(stroke_width(glyphs, amount, thinner=thin), expected)
 
 
+def test_stroke_widths_per_glyph_equal_each_glyph_alone(train_digits):
+    """One signed amount per glyph (whole steps mixed within a batch, both signs, zero), with and
+    without ink scaling, gives each glyph exactly what it gets alone."""
+    from seqgen.augment.functional import lighten, stroke_width, stroke_widths
+
+    rng = np.random.default_rng(4)
+    glyphs = train_digits.images[rng.integers(0, len(train_digits), 600)].copy()  # more than one row
+    amounts = rng.choice([-2.5, -1.0, -0.3, 0.0, 0.4, 1.0, 1.7, 2.0, 2.9], len(glyphs))
+    ink = rng.uniform(0.3, 1.0, len(glyphs))
+    expected = np.stack([stroke_width(g[None], abs(a), thinner=a < 0)[0] for g, a in zip(glyphs, amounts)])
+    np.testing.assert_array_equal(stroke_widths(glyphs, amounts), expected)
+    np.testing.assert_array_equal(lighten(stroke_widths(glyphs, amounts), ink),
+                                  np.stack([lighten(g[None], i[None])[0] for g, i in zip(expected, ink)]))
+
+
+def test_glyph_functions_want_uint8(train_digits):
+    """Glyph functions move pixels as bytes: other dtypes get a clear error, not misread rows."""
+    from seqgen.augment.functional import stroke_width, warp_glyphs
+
+    glyphs = train_digits.images[:4].astype(np.float32)
+    with pytest.raises(TypeError, match="glyphs: expected uint8"):
+        warp_glyphs(glyphs, np.broadcast_to(np.eye(2), (4, 2, 2)), np.zeros((4, 2)))
+    with pytest.raises(TypeError, match="glyphs: expected uint8"):
+        stroke_width(glyphs, 1.0)
+
+
 def test_blur_matches_scipy_gaussian_filter(train_digits):
     """OpenCV's separable blur of the stacked images agrees with scipy's gaussian_filter (nearest edges)."""
     from scipy.ndimage import gaussian_filter

@@ -66,6 +66,8 @@ _GLYPH_ROW = np.dtype((np.void, GLYPH))
 
 def _rows(pixels: np.ndarray) -> np.ndarray:
     """uint8 ``pixels`` whose last axis is 28 contiguous bytes, as an array of glyph rows (a view)."""
+    if pixels.dtype != np.uint8:
+        raise TypeError(f"glyphs: expected uint8 pixels (0-255, ink high), got {pixels.dtype}")
     return pixels.view(_GLYPH_ROW)[..., 0]
 
 
