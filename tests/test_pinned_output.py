@@ -75,3 +75,36 @@ def test_png_export_is_pinned(train_digits, tmp_path):
             continue
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     assert h.hexdigest()[:16] == PINNED["png_export"]
+
+
+# Kernels that modern x86-64 CPUs choose among at run time: OpenCV's AVX2 or AVX-512 code, and
+# OpenBLAS's kernels for other CPU families. Augmented bytes must not depend on which one runs.
+# (CPUs without AVX2 and FMA do give other bytes: see reports/README.md, "Reproducibility".)
+OTHER_KERNELS = {"OPENCV_CPU_DISABLE": "AVX512_SKX,AVX512_COMMON,AVX512_ICL,AVX512_CLX",
+                 "OPENBLAS_CORETYPE": "Zen"}
+_DIGESTS = """
+import sys
+sys.path.insert(0, {tests!r})
+from seqgen import generate_phone_numbers, load_mnist
+from test_pinned_output import digest
+digits = load_mnist("train", source="sample")
+for preset in ("light", "default", "heavy"):
+    images, labels, boxes = generate_phone_numbers(2000, 200, (2, 10), source=digits, seed=3, augment=preset,
+                                                   return_boxes=True)
+    print(digest(images, boxes))
+"""
+
+
+def test_augmented_bytes_do_not_depend_on_the_cpus_vector_kernels():
+    """The same seed gives the same augmented bytes with other OpenCV and OpenBLAS kernels (a
+    subprocess told to use them), on a workload large enough to show a one-pixel difference."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _DIGESTS.format(tests=str(Path(__file__).parent))
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**os.environ, **env}).stdout.split() for env in ({}, OTHER_KERNELS)]
+    assert len(runs[0]) == 3
+    assert runs[0] == runs[1]
