@@ -122,6 +122,25 @@ def test_glyph_warp_of_some_glyphs_in_place(train_digits):
         assert (expected != glyphs[index]).any()
 
 
+def test_glyph_warp_side_by_side_equals_each_glyph_alone(train_digits):
+    """Glyphs warped together in one row (where strong warps reach towards their neighbours, with
+    and without displacement fields) get what each gets warped alone: nothing of a neighbour's ink,
+    and within one grey level (a glyph's coordinates in the row are rounded to float32 further from 0)."""
+    from seqgen.augment.functional import warp_glyphs
+
+    rng = np.random.default_rng(5)
+    glyphs = train_digits.images[rng.integers(0, len(train_digits), 300)]
+    params = Affine(rotation=40, shear=0.6, scale=0.4, translate=8, baseline=8, p=1.0).params(glyphs.shape, rng)
+    forward, shift = params["forward"], params["shift"]
+    field = rng.normal(0, 3, (len(glyphs), 2, 28, 28)).astype(np.float32)
+    for f in (None, field):
+        together = warp_glyphs(glyphs, forward, shift, f)
+        alone = np.stack([warp_glyphs(glyphs[i : i + 1], forward[i : i + 1], shift[i : i + 1],
+                                      None if f is None else f[i : i + 1])[0] for i in range(len(glyphs))])
+        assert np.abs(together.astype(int) - alone).max() <= 1
+        assert (together != alone).mean() < 0.01
+
+
 def test_stroke_width_equals_scipy_grey_morphology(train_digits):
     """OpenCV on the stacked, edge-padded glyphs gives exactly scipy.ndimage's grey dilation and erosion."""
     from scipy.ndimage import grey_dilation, grey_erosion

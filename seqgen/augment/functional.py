@@ -107,10 +107,11 @@ def _remap_row(glyphs: np.ndarray, inverse: np.ndarray, origin: np.ndarray, fiel
         maps.reshape(2, GLYPH, k, GLYPH)[...] += bend.reshape(k, 2, GLYPH, GLYPH).transpose(1, 2, 0, 3)
         reach = np.abs(bend[:, 1]).max(axis=1)
         lowest, highest = lowest - reach, highest + reach
-    columns = maps[1].reshape(GLYPH, k, GLYPH)
-    if (lowest < 1 - 2 * pad).any() or (highest > GLYPH - 2 + 2 * pad).any():
+    near = np.flatnonzero((lowest < 1 - 2 * pad) | (highest > GLYPH - 2 + 2 * pad))
+    if len(near):  # only those glyphs: a clip over the whole row costs more than its remap
         # onto the first blank column on either side, which reads zero as any column beyond it would
-        np.clip(columns, (left - 1)[:, None], (left + GLYPH)[:, None], out=columns)
+        columns = maps[1].reshape(GLYPH, k, GLYPH)
+        columns[:, near] = np.clip(columns[:, near], (left[near] - 1)[:, None], (left[near] + GLYPH)[:, None])
     source = np.zeros((slot, k, slot), np.uint8)
     _rows(source[pad : pad + GLYPH, :, pad : pad + GLYPH])[...] = _rows(glyphs).T
     warped = cv2.remap(source.reshape(slot, k * slot), maps[1], maps[0], cv2.INTER_LINEAR,
