@@ -17,14 +17,14 @@ import importlib
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "load_mnist": "seqgen.data",
-    "download_mnist": "seqgen.data",
-    "DigitSet": "seqgen.digits",
-    "generate_numbers_sequence": "seqgen.generate",
-    "generate_phone_numbers": "seqgen.generate",
-    "DataGenerator": "seqgen.dataset",
-    "Pipeline": "seqgen.augment",
+_EXPORTS = {  # relative: the package works under another name too (a benchmark's older copy)
+    "load_mnist": ".data",
+    "download_mnist": ".data",
+    "DigitSet": ".digits",
+    "generate_numbers_sequence": ".generate",
+    "generate_phone_numbers": ".generate",
+    "DataGenerator": ".dataset",
+    "Pipeline": ".augment",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -32,7 +32,7 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'seqgen' has no attribute {name!r}")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 import numpy as np
 
@@ -108,7 +109,13 @@ def older_seqgen(rev: str):
     name = "seqgen_" + "".join(c if c.isalnum() else "_" for c in rev)
     os.rename(os.path.join(folder, "seqgen"), os.path.join(folder, name))
     sys.path.insert(0, folder)
-    return importlib.import_module(name)
+    # the submodules themselves: a package's lazy top-level names may import ``seqgen.*`` (this tree)
+    modules = {part: importlib.import_module(f"{name}.{part}") for part in ("data", "generate")}
+    for module in modules.values():
+        if not module.__file__.startswith(folder):
+            raise RuntimeError(f"{module.__name__} was imported from {module.__file__}, not from {rev}")
+    return types.SimpleNamespace(load_mnist=modules["data"].load_mnist,
+                                 generate_phone_numbers=modules["generate"].generate_phone_numbers)
 
 
 def compare(rev: str, older, presets: list[str], rounds: int) -> None:
@@ -116,11 +123,14 @@ def compare(rev: str, older, presets: list[str], rounds: int) -> None:
     import cv2
     from threadpoolctl import threadpool_limits
 
-    import seqgen
+    import seqgen.data
+    import seqgen.generate
     from seqgen.parallel import available_cores
 
     sides = {}
-    for label, package in ((rev, older), ("this tree", seqgen)):
+    this_tree = types.SimpleNamespace(load_mnist=seqgen.data.load_mnist,
+                                      generate_phone_numbers=seqgen.generate.generate_phone_numbers)
+    for label, package in ((rev, older), ("this tree", this_tree)):
         sides[label] = (package, package.load_mnist("train", source="sample"))
     opencv_threads = cv2.getNumThreads()
     print(f"{N} phone numbers, width {WIDTH}; {rounds} rounds, sides taking turns; images/s, median")
