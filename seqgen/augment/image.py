@@ -269,7 +269,9 @@ class JpegArtefacts(ImageAugmenter):
         Range of JPEG quality, 1-100 (lower: blockier, more ringing); strength 0 means 100.
     """
 
-    per_image = ("quality",)
+    # None: the whole batch at once, not block by block. Images of one quality are encoded as one
+    # stacked image, and a block of 2 MB holds only a few of each: the calls cost more than the pixels.
+    per_image = None
 
     def __init__(self, quality=(20, 70), p=0.3, strength=1.0):
         super().__init__(p, strength)
