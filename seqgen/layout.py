@@ -68,7 +68,10 @@ def ink_bounds_of(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ink column and row bounds ``(n, 2)`` of ``(n, 28, 28)`` uint8 glyphs, as :func:`ink_bounds`."""
     words = np.ascontiguousarray(images).reshape(len(images), 28, 28).view(np.uint32)  # 4 pixels a word
     columns = _or_over_axis_1(words).view(np.uint8)  # nonzero where a column holds ink
-    return ink_bounds(columns), ink_bounds(_or_over_axis_1(words.transpose(0, 2, 1)) != 0)
+    rows = words[:, :, 0].copy()  # nonzero where a row holds ink: any of its 7 words
+    for k in range(1, words.shape[2]):
+        rows |= words[:, :, k]
+    return ink_bounds(columns), ink_bounds(rows != 0)
 
 
 def _or_over_axis_1(words: np.ndarray) -> np.ndarray:
