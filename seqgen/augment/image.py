@@ -270,7 +270,7 @@ class JpegArtefacts(ImageAugmenter):
     """
 
     # None: the whole batch at once, not block by block. Images of one quality are encoded as one
-    # stacked image, and a block of 2 MB holds only a few of each: the calls cost more than the pixels.
+    # stacked image, and a block of 2 MB holds only one to three of each: about a call per image.
     per_image = None
 
     def __init__(self, quality=(20, 70), p=0.3, strength=1.0):
