@@ -79,7 +79,7 @@ def test_png_export_is_pinned(train_digits, tmp_path):
 
 # Kernels that modern x86-64 CPUs choose among at run time: OpenCV's AVX2 or AVX-512 code, and
 # OpenBLAS's kernels for other CPU families. Augmented bytes must not depend on which one runs.
-# (CPUs without AVX2 and FMA do give other bytes: see reports/README.md, "Reproducibility".)
+# (CPUs without AVX2 and FMA do give other bytes: see reports/README.md, "Reproducibility across machines".)
 OTHER_KERNELS = {"OPENCV_CPU_DISABLE": "AVX512_SKX,AVX512_COMMON,AVX512_ICL,AVX512_CLX",
                  "OPENBLAS_CORETYPE": "Zen"}
 _DIGESTS = """
