@@ -5,7 +5,8 @@ offline sample.  Prints images/s for each preset on one thread and on the
 default threads (best of ``--repeats``; one thread
 means one OpenCV thread too), then where the time goes: each
 augmenter of each preset applied alone, in a Pipeline, to the glyphs or
-images of that workload.
+images of that workload.  ``--kernels`` instead times OpenCV's calls inside
+whole one-thread runs: the floor that numpy's own work sits on.
 """
 
 from __future__ import annotations
@@ -43,7 +44,12 @@ def main() -> None:
     parser.add_argument("--no-breakdown", action="store_true")
     parser.add_argument("--against", metavar="REV", help="a git revision to compare with, in the same run")
     parser.add_argument("--rounds", type=int, default=10, help="rounds of the A/B (with --against)")
+    parser.add_argument("--kernels", action="store_true",
+                        help="one thread: µs per image, and how many of them OpenCV's calls take")
     args = parser.parse_args()
+    if args.kernels:
+        kernel_floor(args.presets, args.repeats)
+        return
     if args.against:
         try:
             older = older_seqgen(args.against)
@@ -96,6 +102,57 @@ def main() -> None:
                     def run(a=augmenter):
                         Pipeline([a]).augment_images(images.copy(), np.random.default_rng(1), boxes)
                 print(f"  {type(augmenter).__name__:16s} {1000 * best(run, 3):7.1f}", flush=True)
+
+
+#: The OpenCV functions the augmenters call, timed by ``--kernels``.
+KERNELS = ("remap", "dilate", "erode", "sepFilter2D", "imencode", "imdecode")
+
+
+def kernel_floor(presets: list[str], repeats: int) -> None:
+    """Per preset, one thread: µs per image, and the µs per image spent inside OpenCV's calls (best run)."""
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    import seqgen.augment.functional as functional
+    from seqgen import generate_phone_numbers, load_mnist
+
+    spent: dict[str, float] = {}
+
+    def timed(name, fn):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+        return call
+
+    # the augmenters reach OpenCV through their module's ``cv2`` name: a stand-in that times some calls
+    stand_in = types.SimpleNamespace(**{k: getattr(cv2, k) for k in dir(cv2) if not k.startswith("__")})
+    for name in KERNELS:
+        setattr(stand_in, name, timed(name, getattr(cv2, name)))
+    digits = load_mnist("train", source="sample")
+    cv2.setNumThreads(1)
+    print(f"{N} phone numbers, width {WIDTH}; one thread, best of {repeats}; µs per image")
+    functional.cv2 = stand_in
+    try:
+        with threadpool_limits(1):
+            for preset in presets:
+                augment = None if preset == "none" else preset
+                generate_phone_numbers(N, WIDTH, SPACING, source=digits, seed=0, augment=augment, threads=1)
+                fastest, kernels = float("inf"), {}
+                for number in range(repeats):
+                    spent.clear()
+                    start = time.perf_counter()
+                    generate_phone_numbers(N, WIDTH, SPACING, source=digits, seed=number, augment=augment, threads=1)
+                    seconds = time.perf_counter() - start
+                    if seconds < fastest:
+                        fastest, kernels = seconds, dict(spent)
+                inside = ", ".join(f"{k} {1e6 * v / N:.1f}" for k, v in sorted(kernels.items(), key=lambda kv: -kv[1]))
+                print(f"{preset}: {1e6 * fastest / N:.1f}; OpenCV {1e6 * sum(kernels.values()) / N:.1f}"
+                      + (f" ({inside})" if inside else ""), flush=True)
+    finally:
+        functional.cv2 = cv2
 
 
 def older_seqgen(rev: str):
