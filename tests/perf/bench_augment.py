@@ -46,9 +46,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="rounds of the A/B (with --against)")
     parser.add_argument("--kernels", action="store_true",
                         help="one thread: µs per image, and how many of them OpenCV's calls take")
+    parser.add_argument("--glue", action="store_true",
+                        help="one thread: µs per image with and without the glyph steps around OpenCV's warp")
     args = parser.parse_args()
     if args.kernels:
         kernel_floor(args.presets, args.repeats)
+        return
+    if args.glue:
+        glue_floor(args.presets, args.repeats, args.rounds)
         return
     if args.against:
         try:
@@ -153,6 +158,57 @@ def kernel_floor(presets: list[str], repeats: int) -> None:
                       + (f" ({inside})" if inside else ""), flush=True)
     finally:
         functional.cv2 = cv2
+
+
+def glue_floor(presets: list[str], repeats: int, rounds: int) -> None:
+    """Per preset, one thread: µs per image as it is, and with the steps between the warp and the
+    drawing skipped (the stroke blend and ink of :class:`~seqgen.augment.WriterStyle`, the ink
+    bounds and column table of the changed glyphs, the glyphs' return from the warp's row to glyph
+    order): what a single pass per glyph could at most save.  The skipped runs draw wrong images."""
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    import seqgen.augment.functional as functional
+    import seqgen.augment.glyph as glyph
+    import seqgen.layout as layout
+    import seqgen.raster as raster
+    from seqgen import generate_phone_numbers, load_mnist
+
+    kept = {"finish": glyph.WriterStyle.finish, "of_images": layout.Glyphs.__dict__["of_images"],
+            "column_table": raster.column_table, "glyph_order": functional._glyph_order}
+
+    def skip(on: bool) -> None:
+        if not on:
+            glyph.WriterStyle.finish = kept["finish"]
+            layout.Glyphs.of_images, raster.column_table = kept["of_images"], kept["column_table"]
+            functional._glyph_order = kept["glyph_order"]
+            return
+        glyph.WriterStyle.finish = lambda self, glyphs, params: None
+        layout.Glyphs.of_images = classmethod(lambda cls, images, like, changed: cls(np.arange(len(images)),
+                                                                                      like.columns, like.rows))
+        raster.column_table = lambda glyphs: np.empty(((len(glyphs) + 1) * 28, 28), np.uint8)
+        functional._glyph_order = lambda rows: rows.reshape(rows.shape[1], 28, 28)
+
+    digits = load_mnist("train", source="sample")
+    cv2.setNumThreads(1)
+    print(f"{N} phone numbers, width {WIDTH}; one thread; {rounds} rounds of best of {repeats}; µs per image")
+    try:
+        with threadpool_limits(1):
+            for preset in presets:
+                if preset == "none":
+                    continue
+                run = lambda: generate_phone_numbers(N, WIDTH, SPACING, source=digits, seed=0,  # noqa: E731
+                                                     augment=preset, threads=1)
+                times = {False: [], True: []}
+                for number in range(rounds):
+                    for on in (False, True) if number % 2 == 0 else (True, False):
+                        skip(on)
+                        times[on].append(1e6 * best(run, repeats) / N)
+                whole, without = np.array(times[False]), np.array(times[True])
+                print(f"{preset}: {np.min(whole):.1f}-{np.max(whole):.1f} as it is, {np.min(without):.1f}-"
+                      f"{np.max(without):.1f} without those steps", flush=True)
+    finally:
+        skip(False)
 
 
 def older_seqgen(rev: str):
