@@ -168,11 +168,8 @@ def glue_floor(presets: list[str], repeats: int, rounds: int) -> None:
     import cv2
     from threadpoolctl import threadpool_limits
 
-    import seqgen.augment.functional as functional
-    import seqgen.augment.glyph as glyph
-    import seqgen.layout as layout
-    import seqgen.raster as raster
-    from seqgen import generate_phone_numbers, load_mnist
+    from seqgen import generate_phone_numbers, layout, load_mnist, raster
+    from seqgen.augment import functional, glyph
 
     kept = {"finish": glyph.WriterStyle.finish, "of_images": layout.Glyphs.__dict__["of_images"],
             "column_table": raster.column_table, "glyph_order": functional._glyph_order}
@@ -197,8 +194,8 @@ def glue_floor(presets: list[str], repeats: int, rounds: int) -> None:
             for preset in presets:
                 if preset == "none":
                     continue
-                run = lambda: generate_phone_numbers(N, WIDTH, SPACING, source=digits, seed=0,  # noqa: E731
-                                                     augment=preset, threads=1)
+                def run(preset=preset):
+                    generate_phone_numbers(N, WIDTH, SPACING, source=digits, seed=0, augment=preset, threads=1)
                 times = {False: [], True: []}
                 for number in range(rounds):
                     for on in (False, True) if number % 2 == 0 else (True, False):
