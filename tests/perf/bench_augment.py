@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["none", "light", "default", "heavy"])
     parser.add_argument("--no-breakdown", action="store_true")
     parser.add_argument("--against", metavar="REV", help="a git revision to compare with, in the same run")
-    parser.add_argument("--rounds", type=int, default=10, help="rounds of the A/B (with --against)")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of the A/B (with --against) or of --glue")
     parser.add_argument("--kernels", action="store_true",
                         help="one thread: µs per image, and how many of them OpenCV's calls take")
     parser.add_argument("--glue", action="store_true",
