@@ -6,7 +6,9 @@ default threads (best of ``--repeats``; one thread
 means one OpenCV thread too), then where the time goes: each
 augmenter of each preset applied alone, in a Pipeline, to the glyphs or
 images of that workload.  ``--kernels`` instead times OpenCV's calls inside
-whole one-thread runs: the floor that numpy's own work sits on.
+whole one-thread runs: the floor that numpy's own work sits on.  ``--glue``
+times one-thread runs with and without the glyph steps that a single compiled
+pass per glyph would replace: the most such a kernel could save.
 """
 
 from __future__ import annotations
@@ -171,20 +173,17 @@ def glue_floor(presets: list[str], repeats: int, rounds: int) -> None:
     from seqgen import generate_phone_numbers, layout, load_mnist, raster
     from seqgen.augment import functional, glyph
 
-    kept = {"finish": glyph.WriterStyle.finish, "of_images": layout.Glyphs.__dict__["of_images"],
-            "column_table": raster.column_table, "glyph_order": functional._glyph_order}
+    # (owner, name, stand-in doing none of the step's work)
+    steps = [(glyph.WriterStyle, "finish", lambda self, glyphs, params: None),
+             (layout.Glyphs, "of_images", classmethod(lambda cls, images, like, changed: cls(
+                 np.arange(len(images)), like.columns, like.rows))),
+             (raster, "column_table", lambda glyphs: np.empty(((len(glyphs) + 1) * 28, 28), np.uint8)),
+             (functional, "_glyph_order", lambda rows: rows.reshape(rows.shape[1], 28, 28))]
+    kept = [vars(owner)[name] for owner, name, _ in steps]
 
     def skip(on: bool) -> None:
-        if not on:
-            glyph.WriterStyle.finish = kept["finish"]
-            layout.Glyphs.of_images, raster.column_table = kept["of_images"], kept["column_table"]
-            functional._glyph_order = kept["glyph_order"]
-            return
-        glyph.WriterStyle.finish = lambda self, glyphs, params: None
-        layout.Glyphs.of_images = classmethod(lambda cls, images, like, changed: cls(np.arange(len(images)),
-                                                                                      like.columns, like.rows))
-        raster.column_table = lambda glyphs: np.empty(((len(glyphs) + 1) * 28, 28), np.uint8)
-        functional._glyph_order = lambda rows: rows.reshape(rows.shape[1], 28, 28)
+        for (owner, name, stand_in), original in zip(steps, kept):
+            setattr(owner, name, stand_in if on else original)
 
     digits = load_mnist("train", source="sample")
     cv2.setNumThreads(1)
