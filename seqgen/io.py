@@ -90,8 +90,19 @@ def _publish(tmp: str, target: str) -> None:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """A float image in [0, 1] as 8-bit gray: ``round(255 * image)``."""
-    return np.rint(np.asarray(image, np.float32) * 255.0).astype(np.uint8)
+    """A float image (1.0 white) as 8-bit gray: ``round(255 * image)``, half to even as numpy's ``rint``;
+    values outside [0, 1] saturate to 0 and 255 instead of wrapping around.
+
+    One pass of OpenCV's saturating product: it multiplies in float32 and rounds as ``rint`` does
+    (the same bytes for every float32 in [-2, 2], checked one by one).
+    """
+    import cv2
+
+    image = np.asarray(image, np.float32)
+    if image.size == 0:
+        return np.zeros(image.shape, np.uint8)
+    rows = np.ascontiguousarray(image.reshape(-1, image.shape[-1] if image.ndim else 1))  # OpenCV wants 2-D
+    return cv2.multiply(rows, np.full(rows.shape, 255, np.float32), dtype=cv2.CV_8U).reshape(image.shape)
 
 
 def encode_pngs(images: np.ndarray, level: int = PNG_LEVEL) -> list[bytes]:

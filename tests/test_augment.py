@@ -371,6 +371,19 @@ def test_jpeg_of_the_stack_equals_one_image_at_a_time(train_digits):
     assert error[10] > error[50] > error[90] > 0  # lower quality, more artefacts
 
 
+def test_jpeg_saturates_values_outside_the_page_instead_of_wrapping_them(train_digits):
+    """Noise or brightness before JPEG leaves pixels above 1 or below 0; they are encoded as white and
+    black (the same as the clipped image), not wrapped around to the other end of the grey scale."""
+    from seqgen.augment.functional import jpeg
+
+    images = generate_phone_numbers(6, 150, source=train_digits, seed=3)[0]
+    noisy = images + np.random.default_rng(0).normal(0, 0.1, images.shape).astype(np.float32)
+    assert (noisy > 1).mean() > 0.2 and (noisy < 0).any()
+    np.testing.assert_array_equal(jpeg(noisy, 90), jpeg(np.clip(noisy, 0, 1), 90))
+    paper = images == 1
+    assert jpeg(noisy, 90)[paper].mean() > 0.95  # white stays white (wrapped, it averaged about 0.6)
+
+
 def test_new_augmenters_are_seeded(train_digits):
     for augmenter in (WriterStyle(p=0.7), FormField(p=0.7), JpegArtefacts(p=0.7)):
         a, b, c = (phones(train_digits, Pipeline([augmenter]), seed=s)[0] for s in (3, 3, 4))

@@ -57,3 +57,20 @@ def test_png_bytes_hold_the_exact_pixels_unfiltered_and_smaller_than_adaptive_fi
         Image.fromarray(pixels).save(out, "PNG", compress_level=1)
         pillow += len(out.getvalue())
     assert sum(map(len, pngs)) < pillow
+
+
+def test_to_uint8_rounds_as_rint_and_saturates_outside_0_1():
+    import numpy as np
+
+    from seqgen.io import to_uint8
+
+    # every float32 between 0 and 1 whose product with 255 is a half (the rounding edge), and its neighbours
+    halves = np.arange(255, dtype=np.float32) + np.float32(0.5)
+    edges = (halves / np.float32(255)).astype(np.float32)
+    values = np.concatenate([edges, np.nextafter(edges, 0), np.nextafter(edges, 1),
+                             np.random.default_rng(0).random(100_000, dtype=np.float32)])
+    np.testing.assert_array_equal(to_uint8(values), np.rint(values * np.float32(255)).astype(np.uint8))
+    assert to_uint8(np.array([-3.0, -0.01, 1.004, 1.01, 7.0])).tolist() == [0, 0, 255, 255, 255]
+    image = np.random.default_rng(1).random((3, 28, 50))
+    assert to_uint8(image).shape == (3, 28, 50) and to_uint8(image[:, :, ::2]).shape == (3, 28, 25)
+    assert to_uint8(np.zeros((0, 28, 5))).shape == (0, 28, 5)
