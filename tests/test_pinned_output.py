@@ -25,7 +25,7 @@ CASES = {
 }
 PINNED = {
     "augmented_default": "73aea511fbfb96b1",
-    "augmented_heavy": "d8f13d3c06c03daa",
+    "augmented_heavy": "74eeeaef3300e028",
     "native": "ff18c0f2af225d85",
     "overlapping": "70b0cc06e407c0a5",
     "random_align": "382890ec0ae08a28",
