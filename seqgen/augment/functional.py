@@ -2,7 +2,9 @@
 
 Each augmenter draws its parameters (``params``), then calls one of these. They
 work on any array of the stated layout: glyphs ``(n, 28, 28)`` uint8 with ink
-high, images ``(n, H, W)`` float32 with 1.0 white paper.
+high, images ``(n, H, W)`` float32 with 1.0 white paper.  They leave their input
+alone; those with ``out=`` write there instead (it may be the input itself: the
+augmenters change their images in place, without another copy of them).
 """
 
 from __future__ import annotations
@@ -203,18 +205,30 @@ def lighten(glyphs: np.ndarray, ink: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint8)
 
 
-def add_noise(images: np.ndarray, noise: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``images + noise * scale`` per image (``scale`` ``(n,)``)."""
-    return images + noise * scale[:, None, None]
+def _output(images: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``out`` holding ``images`` (a copy of them when ``out`` is None), for a function that changes part of it."""
+    if out is None:
+        return images.copy()
+    if out is not images:
+        np.copyto(out, images)
+    return out
 
 
-def salt_pepper(images: np.ndarray, counts: np.ndarray, positions: np.ndarray, white: np.ndarray) -> np.ndarray:
-    """Set ``counts[i]`` pixels of image i (flat ``positions``, in image order) to white or black."""
-    images = images.copy()
-    n, h, w = images.shape
+def add_noise(images: np.ndarray, noise: np.ndarray, scale: np.ndarray, out: np.ndarray | None = None
+              ) -> np.ndarray:
+    """``images + noise * scale`` per image (``scale`` ``(n,)``), into ``out`` (default a new array)."""
+    return np.add(images, noise * scale[:, None, None], out=out)
+
+
+def salt_pepper(images: np.ndarray, counts: np.ndarray, positions: np.ndarray, white: np.ndarray,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """Set ``counts[i]`` pixels of image i (flat ``positions``, in image order) to white or black, in
+    ``out`` (default a copy of ``images``)."""
+    out = _output(images, out)
+    n, h, w = out.shape
     rows = np.repeat(np.arange(n), counts)
-    images.reshape(n, h * w)[rows, positions] = np.where(white, 1.0, 0.0)
-    return images
+    out.reshape(n, h * w)[rows, positions] = np.where(white, 1.0, 0.0)
+    return out
 
 
 def noise_from_bank(bank: np.ndarray, offsets: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -238,11 +252,13 @@ def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
     return blurred.reshape(n, h + 2 * radius, w)[:, radius : radius + h]
 
 
-def contrast(images: np.ndarray, darkness: np.ndarray, contrast: np.ndarray, brightness: np.ndarray) -> np.ndarray:
-    """Ink lightened to ``darkness``, contrast scaled about mid-grey, brightness shifted: one affine map per image."""
+def contrast(images: np.ndarray, darkness: np.ndarray, contrast: np.ndarray, brightness: np.ndarray,
+             out: np.ndarray | None = None) -> np.ndarray:
+    """Ink lightened to ``darkness``, contrast scaled about mid-grey, brightness shifted: one affine map per
+    image, into ``out`` (default a new array)."""
     gain = (darkness * contrast).astype(np.float32)[:, None, None]
     offset = ((1 - darkness) * contrast + 0.5 * (1 - contrast) + brightness).astype(np.float32)[:, None, None]
-    out = images * gain
+    out = np.multiply(images, gain, out=out)
     out += offset
     return out
 
@@ -256,19 +272,26 @@ def smooth_profile(values: np.ndarray, length: int) -> np.ndarray:
     return values[:, left] * (1 - frac) + values[:, left + 1] * frac
 
 
-def darken(images: np.ndarray, texture: np.ndarray, amplitude: np.ndarray) -> np.ndarray:
-    """Paper darkened by ``amplitude`` ``(n,)`` times a texture in [0, 1] (``(n, H, W)`` or broadcastable)."""
+def darken(images: np.ndarray, texture: np.ndarray, amplitude: np.ndarray, out: np.ndarray | None = None
+           ) -> np.ndarray:
+    """Paper darkened by ``amplitude`` ``(n,)`` times a texture in [0, 1] (``(n, H, W)`` or broadcastable),
+    into ``out`` (default a new array)."""
     factor = texture * -amplitude[:, None, None]
     factor += 1
-    return images * factor
+    return np.multiply(images, factor, out=out)
 
 
-def scan(images: np.ndarray, banding: np.ndarray, streaks: np.ndarray | None, levels: int) -> np.ndarray:
-    """Row banding ``(n, H, 1)`` and column streaks ``(n, W)`` as factors, then ``levels`` grey levels."""
-    images = images * banding
+def scan(images: np.ndarray, banding: np.ndarray, streaks: np.ndarray | None, levels: int,
+         out: np.ndarray | None = None) -> np.ndarray:
+    """Row banding ``(n, H, 1)`` and column streaks ``(n, W)`` as factors, then ``levels`` grey levels,
+    into ``out`` (default a new array)."""
+    out = np.multiply(images, banding, out=out)
     if streaks is not None:
-        images *= streaks[:, None, :]
-    return np.round(images * (levels - 1)) / (levels - 1)
+        out *= streaks[:, None, :]
+    out *= levels - 1
+    np.round(out, out=out)
+    out /= levels - 1
+    return out
 
 
 def paper_texture(row_values: np.ndarray, col_values: np.ndarray, flip: np.ndarray, use_ramp: np.ndarray,
@@ -309,9 +332,12 @@ def comb_ticks(boxes: np.ndarray, width: int) -> np.ndarray:
     return ticks
 
 
-def print_under(images: np.ndarray, line: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Images with a printed ``line`` mask ``(n, H, W)`` of grey ``value`` ``(n,)`` under the ink."""
-    return np.where(line, np.minimum(images, value[:, None, None]), images)
+def print_under(images: np.ndarray, line: np.ndarray, value: np.ndarray, out: np.ndarray | None = None
+                ) -> np.ndarray:
+    """Images with a printed ``line`` mask ``(n, H, W)`` of grey ``value`` ``(n,)`` under the ink, in ``out``
+    (default a copy of ``images``)."""
+    out = _output(images, out)
+    return np.minimum(out, value[:, None, None], out=out, where=line)
 
 
 def jpeg(images: np.ndarray, quality: int) -> np.ndarray:

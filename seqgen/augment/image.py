@@ -36,7 +36,8 @@ class GaussianNoise(ImageAugmenter):
     def transform(self, images, params):
         index = params["index"]
         noise = F.noise_from_bank(params["bank"], params["offsets"], images.shape[1:])
-        images[index] = F.add_noise(images[index], noise, params["scale"])
+        changed = images[index]  # a copy: changed in place, then put back
+        images[index] = F.add_noise(changed, noise, params["scale"], out=changed)
         return images
 
 
@@ -64,7 +65,8 @@ class SaltPepper(ImageAugmenter):
 
     def transform(self, images, params):
         index = params["index"]
-        images[index] = F.salt_pepper(images[index], params["counts"], params["positions"], params["white"])
+        changed = images[index]
+        images[index] = F.salt_pepper(changed, params["counts"], params["positions"], params["white"], out=changed)
         return images
 
 
@@ -120,7 +122,8 @@ class Contrast(ImageAugmenter):
 
     def transform(self, images, params):
         index = params["index"]
-        images[index] = F.contrast(images[index], params["darkness"], params["contrast"], params["brightness"])
+        changed = images[index]
+        images[index] = F.contrast(changed, params["darkness"], params["contrast"], params["brightness"], out=changed)
         return images
 
 
@@ -154,7 +157,8 @@ class Background(ImageAugmenter):
     def transform(self, images, params):
         index = params["index"]
         texture = F.paper_texture(params["rows"], params["columns"], params["flip"], params["ramp"], images.shape[1:])
-        images[index] = F.darken(images[index], texture, params["amplitude"])
+        changed = images[index]
+        images[index] = F.darken(changed, texture, params["amplitude"], out=changed)
         return images
 
 
@@ -197,7 +201,8 @@ class ScanDegradation(ImageAugmenter):
         if "streak_columns" in params:
             streaks = F.streak_profile(params["streak_columns"], params["streak_depth"], images.shape[2])
         levels = max(2, int(round(256 - (256 - self.levels) * min(self.strength, 1.0))))
-        images[index] = F.scan(images[index], params["banding"], streaks, levels)
+        changed = images[index]
+        images[index] = F.scan(changed, params["banding"], streaks, levels, out=changed)
         return images
 
 
@@ -255,7 +260,8 @@ class FormField(ImageAugmenter):
             ticks = F.comb_ticks(boxes[comb], w)  # (c, W): columns of the ticks
             tall = (np.arange(h)[None, :] >= (row[comb] - 7)[:, None]) & (np.arange(h)[None, :] <= row[comb, None])
             line[comb] |= tall[:, :, None] & ticks[:, None, :]
-        images[index] = F.print_under(images[index], line, params["value"])
+        changed = images[index]
+        images[index] = F.print_under(changed, line, params["value"], out=changed)
         return images
 
 
