@@ -341,7 +341,8 @@ def print_under(images: np.ndarray, line: np.ndarray, value: np.ndarray, out: np
 
 
 def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
-    """``(n, H, W)`` float images through JPEG at ``quality`` (OpenCV), as float32 again.
+    """``(n, H, W)`` float images through JPEG at ``quality`` (OpenCV), as float32 again (values outside
+    [0, 1] saturate on the way into 8 bits).
 
     The images are stacked into one tall image, each padded to whole 8x8 blocks with
     copies of its last row (what the encoder does to a lone image), so one encoder call

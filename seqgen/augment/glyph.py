@@ -98,7 +98,8 @@ class Elastic(GeometricAugmenter):
 
 
 class StrokeWidth(GlyphAugmenter):
-    """Thicker or thinner strokes: grey-level dilation or erosion (scipy.ndimage) with a 3x3 cross.
+    """Thicker or thinner strokes: grey-level dilation or erosion with a 3x3 cross (OpenCV; the same bytes as
+    ``scipy.ndimage.grey_dilation``/``grey_erosion``).
 
     Parameters
     ----------

@@ -71,7 +71,8 @@ class SaltPepper(ImageAugmenter):
 
 
 class GaussianBlur(ImageAugmenter):
-    """Gaussian blur (scipy.ndimage) with a sigma drawn per image up to ``sigma`` (quantised to 0.1 px)."""
+    """Gaussian blur (OpenCV, within 2e-6 of ``scipy.ndimage.gaussian_filter``) with a sigma drawn per image up
+    to ``sigma`` (quantised to 0.1 px)."""
 
     per_image = ("sigma",)
 
@@ -267,7 +268,8 @@ class FormField(ImageAugmenter):
 
 class JpegArtefacts(ImageAugmenter):
     """JPEG compression artefacts (OpenCV's encoder): each image is encoded at a quality drawn
-    from ``quality`` and decoded again.
+    from ``quality`` and decoded again.  Pixels that earlier steps pushed outside [0, 1] are
+    encoded as black or white, as an 8-bit file holds them.
 
     Parameters
     ----------
