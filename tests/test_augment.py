@@ -384,6 +384,16 @@ def test_jpeg_saturates_values_outside_the_page_instead_of_wrapping_them(train_d
     assert jpeg(noisy, 90)[paper].mean() > 0.95  # white stays white (wrapped, it averaged about 0.6)
 
 
+@pytest.mark.parametrize("preset, most", [("light", 0.005), ("default", 0.02), ("heavy", 0.03)])
+def test_presets_keep_the_paper_light(train_digits, preset, most):
+    """Paper stays paper: only salt-and-pepper, form lines and the darkest backgrounds turn a pixel of
+    the blank page darker than 0.3 (measured 0.14%, 0.75%, 1.2%; heavy's JPEG once wrapped noisy paper to
+    black: 10%)."""
+    blank = generate_phone_numbers(500, 200, (2, 10), source=train_digits, seed=4)[0] == 1
+    images = generate_phone_numbers(500, 200, (2, 10), source=train_digits, seed=4, augment=preset)[0]
+    assert (images[blank] < 0.3).mean() < most
+
+
 def test_new_augmenters_are_seeded(train_digits):
     for augmenter in (WriterStyle(p=0.7), FormField(p=0.7), JpegArtefacts(p=0.7)):
         a, b, c = (phones(train_digits, Pipeline([augmenter]), seed=s)[0] for s in (3, 3, 4))
