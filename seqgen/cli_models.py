@@ -89,6 +89,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """``seqgen train``: train the sequence model on generated sequences of train digits and save it."""
     from .data import load_mnist
+    from .io import prepare_output_dir
     from .model import SequenceRecognizer
     from .train import train
     from .validation import positive_int
@@ -110,6 +111,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out: {out} exists; pass --overwrite to replace it")
     log = Path(args.log) if args.log else out.with_suffix(".csv")
+    for path, flag in ((out, "--out"), (log, "--log" if args.log else "--out")):  # before, not after, training
+        prepare_output_dir(path.parent, flag)
     digits = load_mnist("train", source=args.source)
     recognizer = SequenceRecognizer(seed=args.seed)
     rows = train(recognizer, digits, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,

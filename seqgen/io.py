@@ -21,8 +21,8 @@ _PNG_BLOCK = 64  # images converted to 8 bits at once (a cache-sized block)
 _RUN = secrets.token_hex(4)  # with the process and thread ids, names this writer's temporary files
 
 
-def prepare_output_dir(path: str | os.PathLike) -> Path:
-    """Create ``path`` (with parents) if needed and check it is a writable folder.
+def prepare_output_dir(path: str | os.PathLike, name: str = "output_path") -> Path:
+    """Create ``path`` (with parents) if needed and check it is a writable folder; errors name ``name``.
 
     Raises
     ------
@@ -30,18 +30,22 @@ def prepare_output_dir(path: str | os.PathLike) -> Path:
         When ``path`` (or a parent) is a file.
     PermissionError
         When the folder is not writable.
+    OSError
+        When the folder cannot be made (no such parent, a read-only file system, ...).
     """
     if not str(path).strip():
-        raise ValueError("output_path: expected a folder name, got an empty string")
+        raise ValueError(f"{name}: expected a folder name, got an empty string")
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"output_path: {str(folder)!r} is a file, expected a folder")
+        raise NotADirectoryError(f"{name}: {str(folder)!r} is a file, expected a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise NotADirectoryError(f"output_path: a parent of {str(folder)!r} is a file") from None
+        raise NotADirectoryError(f"{name}: a parent of {str(folder)!r} is a file") from None
+    except OSError as exc:  # no such parent (/proc), no permission, read-only file system, ...
+        raise type(exc)(f"{name}: cannot create {str(folder)!r}: {exc.strerror}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"output_path: {str(folder)!r} is not writable")
+        raise PermissionError(f"{name}: {str(folder)!r} is not writable")
     return folder
 
 
