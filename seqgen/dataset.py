@@ -133,6 +133,8 @@ class DataGenerator:
                  align: str = "center", threads: int | None = None):
         self.batch_size = check.positive_int(batch_size, "batch_size")
         self.options = Options.check(image_width, spacing_range, fit, align)
+        check.fits_in_memory(self.batch_size, self.options.image_width, "batch_size, image_width",
+                             "ask for smaller batches")
         self.length = _length_spec(length)
         self.options.check_digits(PHONE_DIGITS + 1 if self.length == "phone" else self.length[1], "length")
         self.augment = resolve_augment(augment)

@@ -220,6 +220,10 @@ def _write(plan: ExportPlan, spec, fs, root: str, output, png_level: int, worker
     if part is not None:
         k, m = part
         indices = [int(i) for i in np.array_split(np.arange(plan.n_shards), m)[k - 1]]
+    if scheduler is None and workers > 1:  # the local workers share this machine's memory
+        check.fits_in_memory(min(plan.shard_size, plan.num_images), plan.options.image_width,
+                             "shard_size, workers", "use smaller shards or fewer workers",
+                             at_once=workers, unit="shards")
     fingerprint = plan.fingerprint(spec.name, png_level)
     name = "manifest.json" if part is None else f"manifest-{part[0]}-of-{part[1]}.json"
     manifest = Manifest(fs, root, name, {"seqgen_export": MANIFEST_VERSION, "fingerprint": fingerprint,
@@ -249,6 +253,13 @@ def _write(plan: ExportPlan, spec, fs, root: str, output, png_level: int, worker
             "written": written, "shards": len(manifest.records)}
 
 
+def shards_in_memory(plan: ExportPlan) -> int:
+    """How many of ``plan``'s shards fit in this machine's memory at once (at least 1)."""
+    total = check.physical_memory()
+    shard = check.image_bytes(min(plan.shard_size, plan.num_images), plan.options.image_width)
+    return default_threads() if total is None else max(1, total // shard)
+
+
 def _render_and_write(fmt: str, output: str, shard: Shard, digits, options, augment, png_level: int) -> dict:
     """One shard, in whichever process runs it: render, encode, publish; its record."""
     fs, root = split_url(output)
@@ -275,7 +286,7 @@ def _results(plan, fmt, output, todo, png_level, workers, scheduler) -> Iterator
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1):
-            yield from ordered_map(one, todo, min(default_threads(), max(1, len(todo))))
+            yield from ordered_map(one, todo, min(default_threads(), max(1, len(todo)), shards_in_memory(plan)))
         return
     from collections import deque
 

@@ -35,19 +35,6 @@ def check_phone_count(num_images, name: str = "num_images") -> int:
     return num_images
 
 
-def check_fits_in_memory(num_images: int, image_width: int) -> None:
-    """Refuse a batch whose float32 images alone would not fit in this machine's memory."""
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not on a POSIX system: no up-front check
-        return
-    need = num_images * 28 * image_width * 4
-    if need > total:
-        raise ValueError(f"num_images, image_width: {num_images:,} images of width {image_width} need "
-                         f"{need / 2**30:,.1f} GiB in memory, more than this machine's {total / 2**30:,.1f} GiB; "
-                         "write them with seqgen.export.export (shard by shard) or iterate with iter_phone_numbers")
-
-
 def generate_numbers_sequence(
     digits,
     image_width: int,
@@ -247,7 +234,8 @@ def generate_phone_numbers(
     options = Options.check(image_width, spacing_range, fit, align)
     options.check_digits(PHONE_DIGITS + 1, "phone numbers")
     check_phone_count(num_images)
-    check_fits_in_memory(num_images, options.image_width)
+    check.fits_in_memory(num_images, options.image_width, "num_images, image_width",
+                         "write them with seqgen.export.export (shard by shard) or iterate with iter_phone_numbers")
     n_threads = default_threads() if threads is None else check.positive_int(threads, "threads")
     folder = prepare_output_dir(output_path) if output_path is not None else None
     job = PhoneJob.plan(num_images, options, source=source, augment=augment, seed=seed)

@@ -7,6 +7,7 @@ argument and what is allowed.
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -107,3 +108,28 @@ def digit_sequence(digits, name: str = "digits") -> np.ndarray:
     if not values:
         raise ValueError(f"{name}: expected at least one digit")
     return np.asarray(values, dtype=np.int8)
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on a POSIX system
+        return None
+
+
+def image_bytes(images: int, image_width: int) -> int:
+    """Bytes of ``images`` float32 images of ``image_width``: most of what rendering them needs
+    (1,000 of them peak at about 1.15 times this)."""
+    return images * GLYPH_WIDTH * image_width * 4
+
+
+def fits_in_memory(images: int, image_width: int, names: str, advice: str, at_once: int = 1,
+                   unit: str = "batches") -> None:
+    """Refuse work whose float32 images (``at_once`` ``unit`` of ``images`` each) would not fit in
+    this machine's memory: an error naming ``names``, with ``advice``."""
+    total, need = physical_memory(), at_once * image_bytes(images, image_width)
+    if total is not None and need > total:
+        what = f"{images:,} images of width {image_width}" + (f", {at_once} {unit} at once," if at_once > 1 else "")
+        raise ValueError(f"{names}: {what} need {need / 2**30:,.1f} GiB in memory, more than this machine's "
+                         f"{total / 2**30:,.1f} GiB; {advice}")

@@ -107,6 +107,8 @@ BAD_INPUTS = [
     (["sequences", "--num-images", "2", "--image-width", "100", "--length", "1", "2", "3"], "--length: expected N or LO HI"),
     (["sequences", "--num-images", "2", "--image-width", "100", "--length", "200"], "--length, --spacing: 200 digits"),
     (["sequences", "--num-images", "-2", "--image-width", "100", "--length", "5"], "--num-images: expected a positive int"),
+    (["sequences", "--num-images", "200000", "--image-width", "8192", "--length", "5", "--shard-size", "100000"],
+     "--shard-size, --image-width: 100,000 images of width 8192 need"),
     # recognize, download, info (train has its own table below)
     (["recognize", "--model", "no-such-model.pt", "a.png"], "--model: no-such-model.pt is not a file"),
     (["recognize"], "the following arguments are required: files"),

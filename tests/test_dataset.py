@@ -133,6 +133,12 @@ def test_index_errors(gen):
         gen[1.5]
 
 
+def test_a_batch_larger_than_memory_is_refused_up_front():
+    with pytest.raises(ValueError, match=r"batch_size, image_width: 10,000,000 images of width 8192 need "
+                                         r"[\d,.]+ GiB in memory, more than this machine's .*; ask for smaller batches"):
+        DataGenerator(batch_size=10_000_000, image_width=8192)
+
+
 def test_a_generator_is_refused_as_seed_with_the_reason():
     with pytest.raises(TypeError, match=r"seed: expected an int or None \(batch i is drawn from \(seed, epoch, i\)"):
         DataGenerator(seed=np.random.default_rng(0))

@@ -262,6 +262,36 @@ def test_bad_arguments_name_themselves(kwargs, message, train_digits, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def _fits_once_not_twice() -> int:
+    """A shard size at width 8192 of which one shard fits in this machine's memory, and two do not."""
+    from seqgen.validation import image_bytes, physical_memory
+
+    return int(0.75 * physical_memory() / image_bytes(1, 8192))
+
+
+def test_shards_larger_than_memory_are_refused_up_front(train_digits, tmp_path):
+    with pytest.raises(ValueError, match=r"shard_size, image_width: 100,000 images of width 8192 need [\d,.]+ GiB "
+                                         r"in memory, more than this machine's .*; use smaller shards"):
+        export(tmp_path / "x", 200_000, 8192, shard_size=100_000, length=5, source=train_digits)
+    size = _fits_once_not_twice()
+    with pytest.raises(ValueError, match=rf"shard_size, workers: {size:,} images of width 8192, 2 shards at once, "
+                                         r"need .*; use smaller shards or fewer workers"):
+        export(tmp_path / "x", size, 8192, shard_size=size, workers=2, source=train_digits)
+    assert not (tmp_path / "x").exists()
+
+
+def test_threads_in_this_process_render_no_more_shards_than_memory_holds(train_digits):
+    from seqgen.export import shards_in_memory
+    from seqgen.shards import ExportPlan
+
+    size = _fits_once_not_twice()
+    big = ExportPlan(2 * size, Options.check(8192, (2, 10), "shrink", "center"), length=5, source=train_digits,
+                     seed=0, shard_size=size)
+    assert shards_in_memory(big) == 1
+    small = ExportPlan(2000, Options.check(200, (2, 10), "shrink", "center"), length=5, source=train_digits, seed=0)
+    assert shards_in_memory(small) > 2
+
+
 def test_a_missing_optional_package_is_named(train_digits, tmp_path, monkeypatch):
     import importlib.util
 
