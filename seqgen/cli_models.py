@@ -66,6 +66,11 @@ def cmd_recognize(args: argparse.Namespace) -> int:
             print(f"seqgen recognize: error: {exc}", file=sys.stderr)
             failed += 1
             continue
+        if image.shape[1] > getattr(model, "max_width", image.shape[1]):
+            print(f"seqgen recognize: error: {path}: {image.shape[1]:,} pixels wide; this model reads at most "
+                  f"{model.max_width:,}", file=sys.stderr)
+            failed += 1
+            continue
         doubt = _doubt(image)
         if doubt:
             print(f"seqgen recognize: warning: {path}: {doubt}", file=sys.stderr)

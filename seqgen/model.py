@@ -27,8 +27,11 @@ ARCHITECTURE = "seqgen-crnn"
 FORMAT = 1  # version of the saved-file layout
 #: Each output column covers this many image columns (two 2x2 poolings).
 STRIDE = 4
-#: Images read at once by :meth:`SequenceRecognizer.predict`.
+#: Images read at once by :meth:`SequenceRecognizer.predict`...
 PREDICT_BATCH = 256
+#: ...and at most this many pixels (256 images 1,024 wide): the model's activations take about 30
+#: bytes per byte of input, so a batch peaks near 1 GB whatever the widths; wider images are refused.
+PREDICT_PIXELS = PREDICT_BATCH * 28 * 1024
 
 
 class CRNN(nn.Module):
@@ -139,7 +142,7 @@ def _fused(model: CRNN) -> CRNN:
 
 
 class SequenceRecognizer:
-    """Reads digit-sequence images of any width with a :class:`CRNN` and CTC decoding.
+    """Reads digit-sequence images of any width up to :attr:`max_width` with a :class:`CRNN` and CTC decoding.
 
     Parameters
     ----------
@@ -148,6 +151,9 @@ class SequenceRecognizer:
     seed : int
         Seeds the initial weights (through a private torch generator state).
     """
+
+    #: The widest image read (its activations must fit in a batch of PREDICT_PIXELS).
+    max_width = PREDICT_PIXELS // 28
 
     def __init__(self, channels=(16, 32, 64), hidden: int = 96, features: int = 128, seed: int = 0):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -181,17 +187,22 @@ class SequenceRecognizer:
         return self._inference
 
     def _score_batches(self, items: list[np.ndarray]):
-        """``(indices, log_probs)`` for batches of equal-width images, at most PREDICT_BATCH each."""
+        """``(indices, log_probs)`` for batches of equal-width images, within PREDICT_BATCH and PREDICT_PIXELS."""
         model = self._inference_model()
         by_width: dict[int, list[int]] = {}
         for i, im in enumerate(items):
             by_width.setdefault(im.shape[1], []).append(i)
+        for width in by_width:  # all checked before any is read
+            if output_length(width) < 1:
+                raise ValueError(f"images: expected images at least {STRIDE} pixels wide, got {width}")
+            if width > self.max_width:
+                raise ValueError(f"images: expected images at most {self.max_width:,} pixels wide (the model's "
+                                 f"memory grows with the width), got {width:,}")
         with torch.inference_mode():
             for width, index in by_width.items():
-                if output_length(width) < 1:
-                    raise ValueError(f"images: expected images at least {STRIDE} pixels wide, got {width}")
-                for start in range(0, len(index), PREDICT_BATCH):
-                    part = index[start:start + PREDICT_BATCH]
+                per_batch = min(PREDICT_BATCH, PREDICT_PIXELS // (28 * width))
+                for start in range(0, len(index), per_batch):
+                    part = index[start:start + per_batch]
                     x = torch.from_numpy(np.stack([items[i] for i in part]).astype(np.float32, copy=False))
                     yield part, model(x)
 

@@ -247,12 +247,14 @@ def test_recognize_reads_the_good_files_reports_the_bad_and_takes_folders(tmp_pa
     (tmp_path / "bad.png").write_bytes(b"not a png")
     Image.fromarray(np.full((28, 100), 255, np.uint8)).save(tmp_path / "blank.png")
     Image.fromarray(np.zeros((28, 100), np.uint8)).save(tmp_path / "dark.png")
+    Image.fromarray(np.full((28, 262_145), 255, np.uint8)).save(tmp_path / "wide.png")  # past the model's memory
     result = run_cli("recognize", good[0], str(tmp_path / "bad.png"), good[1], str(tmp_path / "blank.png"),
-                     str(tmp_path / "dark.png"))
+                     str(tmp_path / "dark.png"), str(tmp_path / "wide.png"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert [line.split("\t")[2] for line in result.stdout.splitlines()] == [
         good[0], good[1], str(tmp_path / "blank.png"), str(tmp_path / "dark.png")]
-    assert "bad.png" in result.stderr and "1 of 5 files could not be read" in result.stderr
+    assert "bad.png" in result.stderr and "2 of 6 files could not be read" in result.stderr
+    assert "wide.png: 262,145 pixels wide; this model reads at most 262,144" in result.stderr
     assert "blank.png: no ink found" in result.stderr and "dark.png: mostly dark" in result.stderr
     folder = run_cli("recognize", str(tmp_path / "pngs"))
     assert folder.returncode == 0 and [line.split("\t")[2] for line in folder.stdout.splitlines()] == sorted(good)

@@ -99,6 +99,24 @@ def test_predictions_for_mixed_widths_keep_the_input_order(small, test_digits):
     np.testing.assert_allclose(scores[1], small.log_probs([b[0]])[0], atol=1e-5)  # batch size may move the last bit
 
 
+def test_batches_of_wide_images_stay_within_the_pixel_budget(small, monkeypatch):
+    import seqgen.model
+
+    shapes = []
+    model = small._inference_model()
+    monkeypatch.setattr(small, "_inference_model", lambda: lambda x: shapes.append(tuple(x.shape)) or model(x))
+    monkeypatch.setattr(seqgen.model, "PREDICT_PIXELS", 28 * 1000)  # 1,000 columns a batch
+    monkeypatch.setattr(small, "max_width", 1000)
+    images = np.ones((5, 28, 300), np.float32)
+    images[:, 10:18, 40:260:20] = 0.0
+    scores = small.log_probs(images)
+    assert shapes == [(3, 28, 300), (2, 28, 300)]
+    np.testing.assert_allclose(scores[4], small.log_probs(images[4:])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="images: expected images at most 1,000 pixels wide .*, got 1,001"):
+        small.predict([np.ones((28, 100), np.float32), np.ones((28, 1001), np.float32)])
+    assert shapes == [(3, 28, 300), (2, 28, 300), (1, 28, 300)]  # refused before any image was read
+
+
 def test_bad_images_are_refused(small):
     with pytest.raises(ValueError, match="images: expected shape"):
         small.predict(np.ones((2, 27, 100), np.float32))
