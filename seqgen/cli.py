@@ -282,7 +282,7 @@ FLAGS = {"image_width": "--image-width", "spacing_range": "--spacing", "num_imag
          "digits": "--digits", "output": "--output-dir", "output_path": "--output-dir", "seed": "--seed",
          "source": "--source", "shard_size": "--shard-size", "workers": "--workers", "length": "--length",
          "scheduler": "--scheduler", "phone numbers": "--spacing", "data_dir": "--data-dir",
-         "retries": "--retries"}
+         "retries": "--retries", "batch_size": "--batch-size"}
 
 
 def as_flags(message: str) -> str:

@@ -128,6 +128,22 @@ def _step(model, optimizer, loss_fn, images, targets, lengths) -> tuple[float, t
     return float(loss.detach()), log_probs.detach()
 
 
+#: Peak memory of a training step per pixel of its batch (activations kept for the backward pass,
+#: gradients), with the default model: 3.8 GB for 1,024 sequences 300 pixels wide.
+TRAIN_BYTES_PER_PIXEL = 450
+
+
+def _check_batch_memory(batch_size: int, width: int) -> None:
+    """Refuse a ``batch_size`` whose training step would not fit in this machine's memory."""
+    from .validation import physical_memory
+
+    total, need = physical_memory(), batch_size * 28 * width * TRAIN_BYTES_PER_PIXEL
+    if total is not None and need > total:
+        raise ValueError(f"batch_size: a step on {batch_size:,} sequences {width} pixels wide needs about "
+                         f"{need / 2**30:,.1f} GiB, more than this machine's {total / 2**30:,.1f} GiB; "
+                         "use a smaller batch_size")
+
+
 def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None = None,
           minutes: float | None = None, batch_size: int = 64, lr: float = 3e-3, recipes=RECIPES,
           seed: int = 0, workers: int = 1, threads: int | None = None, log_path=None,
@@ -190,6 +206,7 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
         width = recipe.get("image_width", 200)
         if width < MIN_WIDTH:
             raise ValueError(f"recipes: image_width must be at least {MIN_WIDTH} for CTC, got {width}")
+    _check_batch_memory(batch_size, max(recipe.get("image_width", 200) for recipe in recipes))
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(positive_int(threads, "threads"))

@@ -172,6 +172,8 @@ def test_train_writes_a_model_and_its_learning_curve(tmp_path):
     (["train", "--out", "m.pt", "--minutes", "-1"], "--minutes: expected a number of minutes in (0, 1440]"),
     (["train", "--out", "m.pt", "--steps", "0"], "--steps: expected a positive int, got 0"),
     (["train", "--out", "m.pt", "--steps", "5", "--batch-size", "0"], "--batch-size: expected a positive int"),
+    (["train", "--out", "m.pt", "--steps", "5", "--batch-size", "1000000", "--source", "sample"],
+     "--batch-size: a step on 1,000,000 sequences 350 pixels wide needs about"),
     (["train", "--out", "m.pt", "--steps", "5", "--lr", "2"], "--lr: expected a learning rate in (0, 1)"),
     (["train", "--out", "m.pt", "--steps", "5", "--workers", "-1"], "--workers: expected an int >= 0"),
     (["train", "--out", ".", "--steps", "5"], "--out: expected a file path for the model"),
