@@ -21,7 +21,6 @@ import time
 import warnings
 from collections.abc import Iterator
 
-import numpy as np
 
 from . import validation as check
 from .compose import Options
@@ -219,7 +218,7 @@ def _write(plan: ExportPlan, spec, fs, root: str, output, png_level: int, worker
     indices = range(plan.n_shards)
     if part is not None:
         k, m = part
-        indices = [int(i) for i in np.array_split(np.arange(plan.n_shards), m)[k - 1]]
+        indices = part_shards(plan.n_shards, k, m)
     if scheduler is None and workers > 1:  # the local workers share this machine's memory
         check.fits_in_memory(min(plan.shard_size, plan.num_images), plan.options.image_width,
                              "shard_size, workers", "use smaller shards or fewer workers",
@@ -251,6 +250,14 @@ def _write(plan: ExportPlan, spec, fs, root: str, output, png_level: int, worker
             store.close()
     return {"output": root if fs is None else os.fspath(output), "manifest": manifest.path, "images": sum(r["count"] for r in manifest.records.values()),
             "written": written, "shards": len(manifest.records)}
+
+
+def part_shards(n_shards: int, k: int, m: int) -> range:
+    """The shards of part ``k`` of ``m`` (1-based): consecutive runs, the first ``n_shards % m`` parts
+    one longer (as ``numpy.array_split`` cuts them, without making all ``m`` parts)."""
+    size, longer = divmod(n_shards, m)
+    start = (k - 1) * size + min(k - 1, longer)
+    return range(start, start + size + (k <= longer))
 
 
 def shards_in_memory(plan: ExportPlan) -> int:

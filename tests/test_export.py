@@ -214,6 +214,18 @@ def test_parts_of_a_job_array_add_up_to_the_whole(train_digits, tmp_path):
     assert sorted(parts) == ["data.mdb", "manifest-1-of-2.json", "manifest-2-of-2.json"]
 
 
+def test_parts_are_cut_as_array_split_cuts_them_without_making_every_part(train_digits, tmp_path):
+    from seqgen.export import part_shards
+
+    for n, m in [(0, 3), (5, 1), (7, 3), (10, 4), (3, 8)]:
+        assert [list(part_shards(n, k, m)) for k in range(1, m + 1)] == \
+            [a.tolist() for a in np.array_split(np.arange(n), m)]
+    # a job array far larger than the export: one small export, no list of a billion parts
+    result = export(tmp_path / "x", 10, WIDTH, source=train_digits, seed=0, part=(1, 10**9))
+    assert result["shards"] == 1 and result["images"] == 10
+    assert export(tmp_path / "x", 10, WIDTH, source=train_digits, seed=0, part=(10**9, 10**9))["shards"] == 0
+
+
 def test_any_fsspec_destination(train_digits, tmp_path):
     import fsspec
 
