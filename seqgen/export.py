@@ -21,7 +21,6 @@ import time
 import warnings
 from collections.abc import Iterator
 
-
 from . import validation as check
 from .compose import Options
 from .formats import FORMATS, join, protocols, read_bytes, split_url, write_own

@@ -91,8 +91,8 @@ def test_fit_is_train_with_the_baseline_surface(train_digits):
     ({"steps": 2, "workers": -1}, "workers: expected an int >= 0"),
     ({"steps": 2, "recipes": ()}, "recipes: expected at least one recipe"),
     ({"steps": 2, "recipes": ({"image_width": 60},)}, "recipes: image_width must be at least 96"),
-    ({"steps": 2, "batch_size": 1_000_000}, r"batch_size: a step on 1,000,000 sequences 350 pixels wide needs "
-                                            r"about [\d,.]+ GiB, more than this machine's"),
+    ({"steps": 2, "batch_size": 1_000_000},
+     r"batch_size: a step on 1,000,000 sequences 350 pixels wide needs about [\d,.]+ GiB, more than this machine's"),
 ])
 def test_bad_training_options_are_refused(train_digits, kwargs, message):
     with pytest.raises(ValueError, match=message):
