@@ -143,7 +143,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .compose import Options
     from .export import export
     from .generate import check_phone_count
-    from .parallel import available_cores
+    from .parallel import available_cores, check_local_processes
     from .validation import as_rng, positive_int
 
     if args.command == "phone":
@@ -156,6 +156,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         length = args.length[0] if len(args.length) == 1 else tuple(args.length)
     positive_int(args.workers, "--workers")
     positive_int(args.shard_size, "--shard-size")
+    if args.scheduler is None:
+        check_local_processes(args.workers, "--workers")
     if args.workers > available_cores() and args.scheduler is None:
         print(f"seqgen {args.command}: warning: --workers {args.workers} is more than this machine's "
               f"{available_cores()} cores; they will share them", file=sys.stderr)

@@ -96,7 +96,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_mnist
     from .io import prepare_output_dir
     from .model import SequenceRecognizer
-    from .train import train
+    from .parallel import check_local_processes
+    from .train import check_batch_memory, train
     from .validation import positive_int
 
     if (args.steps is None) == (args.minutes is None):
@@ -110,6 +111,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--lr: expected a learning rate in (0, 1), got {args.lr:g}")
     if args.workers < 0:
         raise ValueError(f"--workers: expected an int >= 0, got {args.workers}")
+    check_local_processes(args.workers, "--workers")
+    check_batch_memory(args.batch_size)
     out = Path(args.out)
     if not args.out or out.is_dir():
         raise ValueError(f"--out: expected a file path for the model, got {args.out!r}")

@@ -26,7 +26,7 @@ from .compose import Options
 from .formats import FORMATS, join, protocols, read_bytes, split_url, write_own
 from .generate import CHUNK_SIZE
 from .io import PNG_LEVEL
-from .parallel import default_threads, ordered_map
+from .parallel import check_local_processes, default_threads, ordered_map
 from .shards import ExportPlan, Shard
 
 MANIFEST_VERSION = 1
@@ -97,6 +97,8 @@ def _check_runner(fs, output, workers, scheduler) -> int:
     workers = check.positive_int(workers, "workers")
     if workers == 1 and scheduler is None:
         return workers
+    if scheduler is None:
+        check_local_processes(workers)
     if importlib.util.find_spec("distributed") is None:
         raise ValueError("workers, scheduler: shards on other processes need Dask: pip install 'dask[distributed]'")
     if fs is not None and "memory" in protocols(fs):

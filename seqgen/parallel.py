@@ -25,6 +25,21 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def max_local_processes() -> int:
+    """The most worker processes seqgen starts on this machine: four per core (at least 8).  Each holds
+    its own interpreter, digits and batch, so their memory grows with their number; more than one per
+    core only shares the cores."""
+    return max(8, 4 * available_cores())
+
+
+def check_local_processes(workers: int, name: str = "workers") -> int:
+    """``workers`` local processes, refused above :func:`max_local_processes`."""
+    if workers > max_local_processes():
+        raise ValueError(f"{name}: at most {max_local_processes()} local worker processes on this machine "
+                         f"({available_cores()} cores), got {workers}")
+    return workers
+
+
 def default_threads() -> int:
     """One thread per core, or 1 inside a PyTorch ``DataLoader`` worker (the workers share the cores)."""
     torch_data = sys.modules.get("torch.utils.data")  # only if the caller imported torch

@@ -21,6 +21,7 @@ from .augment import Affine, Elastic, Pipeline, Size, StrokeWidth
 from .digits import DigitSet
 from .dataset import BLANK, DataGenerator, encode_labels
 from .model import SequenceRecognizer, best_paths
+from .parallel import check_local_processes
 from .recognizer import score
 
 #: Glyph-level jitter only (no paper or noise effects): unseen writers' digits vary in
@@ -133,10 +134,12 @@ def _step(model, optimizer, loss_fn, images, targets, lengths) -> tuple[float, t
 TRAIN_BYTES_PER_PIXEL = 450
 
 
-def _check_batch_memory(batch_size: int, width: int) -> None:
-    """Refuse a ``batch_size`` whose training step would not fit in this machine's memory."""
+def check_batch_memory(batch_size: int, recipes=RECIPES) -> None:
+    """Refuse a ``batch_size`` whose training step on the widest of ``recipes`` would not fit in this
+    machine's memory."""
     from .validation import physical_memory
 
+    width = max(recipe.get("image_width", 200) for recipe in recipes)
     total, need = physical_memory(), batch_size * 28 * width * TRAIN_BYTES_PER_PIXEL
     if total is not None and need > total:
         raise ValueError(f"batch_size: a step on {batch_size:,} sequences {width} pixels wide needs about "
@@ -200,13 +203,14 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
         raise ValueError(f"lr: expected a positive number, got {lr!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers: expected an int >= 0, got {workers!r}")
+    check_local_processes(workers)
     if not recipes:
         raise ValueError("recipes: expected at least one recipe")
     for recipe in recipes:
         width = recipe.get("image_width", 200)
         if width < MIN_WIDTH:
             raise ValueError(f"recipes: image_width must be at least {MIN_WIDTH} for CTC, got {width}")
-    _check_batch_memory(batch_size, max(recipe.get("image_width", 200) for recipe in recipes))
+    check_batch_memory(batch_size, recipes)
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(positive_int(threads, "threads"))

@@ -260,6 +260,7 @@ def test_two_dask_workers_and_an_existing_scheduler_give_the_serial_bytes(train_
     ({"output": ""}, "output: expected a folder or URL, got ''"),
     ({"png_level": 5}, "png_level: expected 0 or 1, got 5"),
     ({"workers": 0}, "workers: expected a positive int"),
+    ({"workers": 10_000}, "workers: at most"),
     ({"length": (3, 2)}, "length"),
     ({"format": "parquet", "output": "memory://x", "workers": 2},
      "output: 'memory://x' lives in this process's memory, which other processes cannot write to"),

@@ -89,6 +89,7 @@ def test_fit_is_train_with_the_baseline_surface(train_digits):
     ({"minutes": -1}, "minutes: expected a positive number"),
     ({"steps": 2, "lr": 0}, "lr: expected a positive number"),
     ({"steps": 2, "workers": -1}, "workers: expected an int >= 0"),
+    ({"steps": 2, "workers": 10_000}, r"workers: at most \d+ local worker processes on this machine"),
     ({"steps": 2, "recipes": ()}, "recipes: expected at least one recipe"),
     ({"steps": 2, "recipes": ({"image_width": 60},)}, "recipes: image_width must be at least 96"),
     ({"steps": 2, "batch_size": 1_000_000},
