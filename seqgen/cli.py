@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="auto",
                    help="train digits: auto, mnist, sample or a folder of MNIST files (default auto)")
     p.add_argument("--log", help="learning-curve CSV (default: --out with .csv)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file and its learning curve")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cli_models.cmd_train)
 

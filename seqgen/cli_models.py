@@ -119,6 +119,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out: {out} exists; pass --overwrite to replace it")
     log = Path(args.log) if args.log else out.with_suffix(".csv")
+    if log.exists() and not args.overwrite:  # the learning curve is not written over another file either
+        flag = "--log" if args.log else "--out"
+        raise ValueError(f"{flag}: {log} (the learning curve) exists; pass --overwrite to replace it")
     for path, flag in ((out, "--out"), (log, "--log" if args.log else "--out")):  # before, not after, training
         prepare_output_dir(path.parent, flag)
     digits = load_mnist("train", source=args.source)

@@ -176,7 +176,7 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
     threads : int, optional
         Torch threads for the model (default: one per core).
     log_path : path, optional
-        CSV learning curve (:data:`LOG_COLUMNS`), one row every ``log_every`` steps.
+        CSV learning curve (:data:`LOG_COLUMNS`), one row every ``log_every`` steps; a file there is replaced.
     progress : bool
         Show a tqdm bar with the loss and a running character accuracy.
 

@@ -164,6 +164,16 @@ def test_train_writes_a_model_and_its_learning_curve(tmp_path):
     assert out.is_file() and (tmp_path / "m.csv").read_text().startswith("step,samples,seconds,lr,loss")
     again = run_cli("train", "--steps", "3", "--source", "sample", "--quiet", "--out", str(out))
     assert again.returncode == 2 and "--out:" in again.stderr and "--overwrite" in again.stderr
+    # nor is another file where the learning curve would go
+    (tmp_path / "other.csv").write_text("keep")
+    taken = run_cli("train", "--steps", "3", "--source", "sample", "--quiet", "--out", str(tmp_path / "other.pt"))
+    assert taken.returncode == 2 and "--out: " in taken.stderr and "other.csv (the learning curve) exists" in taken.stderr
+    curve = (tmp_path / "m.csv").read_text()
+    taken = run_cli("train", "--steps", "3", "--source", "sample", "--quiet", "--out", str(tmp_path / "third.pt"),
+                    "--log", str(tmp_path / "m.csv"))
+    assert taken.returncode == 2 and "--log: " in taken.stderr and "m.csv (the learning curve) exists" in taken.stderr
+    assert (tmp_path / "other.csv").read_text() == "keep" and (tmp_path / "m.csv").read_text() == curve
+    assert not (tmp_path / "other.pt").exists() and not (tmp_path / "third.pt").exists()
     read = run_cli("recognize", "--model", str(out), str(tmp_path / "m.csv"))
     assert read.returncode == 2 and read.stderr.count("\n") == 1 and "Traceback" not in read.stderr
 
