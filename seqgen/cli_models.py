@@ -118,11 +118,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--out: expected a file path for the model, got {args.out!r}")
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out: {out} exists; pass --overwrite to replace it")
-    log = Path(args.log) if args.log else out.with_suffix(".csv")
+    log, log_flag = (Path(args.log), "--log") if args.log else (out.with_suffix(".csv"), "--out")
     if log.exists() and not args.overwrite:  # the learning curve is not written over another file either
-        flag = "--log" if args.log else "--out"
-        raise ValueError(f"{flag}: {log} (the learning curve) exists; pass --overwrite to replace it")
-    for path, flag in ((out, "--out"), (log, "--log" if args.log else "--out")):  # before, not after, training
+        raise ValueError(f"{log_flag}: {log} (the learning curve) exists; pass --overwrite to replace it")
+    for path, flag in ((out, "--out"), (log, log_flag)):  # before, not after, training
         prepare_output_dir(path.parent, flag)
     digits = load_mnist("train", source=args.source)
     recognizer = SequenceRecognizer(seed=args.seed)

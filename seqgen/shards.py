@@ -64,7 +64,8 @@ class ExportPlan:
                 raise ValueError(f"num_images: at most {MAX_IMAGES:,} images per export, got {self.num_images:,}")
             self.entropy = seed if isinstance(seed, int) and not isinstance(seed, bool) else \
                 int(check.as_rng(seed).integers(2**63))
-        self._check_shard_memory()
+        check.fits_in_memory(min(self.shard_size, self.num_images), options.image_width,  # a shard is rendered whole
+                             "shard_size, image_width", "use smaller shards")
         if self.length != "phone":  # checks length; only draws the digit codes of each shard, never the glyphs
             self._gen = DataGenerator(batch_size=self.shard_size, image_width=options.image_width,
                                       spacing_range=options.spacing_range, length=length, seed=self.entropy)
@@ -87,11 +88,6 @@ class ExportPlan:
             rows = slice(shard.start, shard.start + len(shard.labels))
             return Batch(self.rendered.images[rows], self.rendered.boxes[rows])
         return shard.render(self.digits, self.options, self.augment)
-
-    def _check_shard_memory(self) -> None:
-        """Refuse shards whose images would not fit in memory (a shard is rendered whole)."""
-        check.fits_in_memory(min(self.shard_size, self.num_images), self.options.image_width,
-                             "shard_size, image_width", "use smaller shards")
 
     @property
     def n_shards(self) -> int:
