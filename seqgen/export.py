@@ -221,9 +221,8 @@ def _write(plan: ExportPlan, spec, fs, root: str, output, png_level: int, worker
         k, m = part
         indices = part_shards(plan.n_shards, k, m)
     if scheduler is None and workers > 1:  # the local workers share this machine's memory
-        check.fits_in_memory(min(plan.shard_size, plan.num_images), plan.options.image_width,
-                             "shard_size, workers", "use smaller shards or fewer workers",
-                             at_once=workers, unit="shards")
+        check.fits_in_memory(plan.largest_shard, plan.options.image_width, "shard_size, workers",
+                             "use smaller shards or fewer workers", at_once=workers, unit="shards")
     fingerprint = plan.fingerprint(spec.name, png_level)
     name = "manifest.json" if part is None else f"manifest-{part[0]}-of-{part[1]}.json"
     manifest = Manifest(fs, root, name, {"seqgen_export": MANIFEST_VERSION, "fingerprint": fingerprint,
@@ -264,7 +263,7 @@ def part_shards(n_shards: int, k: int, m: int) -> range:
 def shards_in_memory(plan: ExportPlan) -> int:
     """How many of ``plan``'s shards fit in this machine's memory at once (at least 1)."""
     total = check.physical_memory()
-    shard = check.image_bytes(min(plan.shard_size, plan.num_images), plan.options.image_width)
+    shard = check.image_bytes(plan.largest_shard, plan.options.image_width)
     return default_threads() if total is None else max(1, total // shard)
 
 

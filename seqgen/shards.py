@@ -64,7 +64,7 @@ class ExportPlan:
                 raise ValueError(f"num_images: at most {MAX_IMAGES:,} images per export, got {self.num_images:,}")
             self.entropy = seed if isinstance(seed, int) and not isinstance(seed, bool) else \
                 int(check.as_rng(seed).integers(2**63))
-        check.fits_in_memory(min(self.shard_size, self.num_images), options.image_width,  # a shard is rendered whole
+        check.fits_in_memory(self.largest_shard, options.image_width,  # a shard is rendered whole
                              "shard_size, image_width", "use smaller shards")
         if self.length != "phone":  # checks length; only draws the digit codes of each shard, never the glyphs
             self._gen = DataGenerator(batch_size=self.shard_size, image_width=options.image_width,
@@ -88,6 +88,11 @@ class ExportPlan:
             rows = slice(shard.start, shard.start + len(shard.labels))
             return Batch(self.rendered.images[rows], self.rendered.boxes[rows])
         return shard.render(self.digits, self.options, self.augment)
+
+    @property
+    def largest_shard(self) -> int:
+        """Images in the largest shard."""
+        return min(self.shard_size, self.num_images)
 
     @property
     def n_shards(self) -> int:
