@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import time
 import warnings
@@ -183,6 +184,9 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
 
     Raises
     ------
+    ValueError
+        A bad argument, or a shard the arguments cannot make (``fit="error"`` and a
+        strip wider than ``image_width``); the complete shards are recorded.
     ExportError
         A shard failed or the run was interrupted; the complete shards are recorded
         and the same call resumes.
@@ -300,22 +304,24 @@ def _results(plan, fmt, output, todo, png_level, workers, scheduler) -> Iterator
     from dask.distributed import Client, LocalCluster
 
     cluster = None
-    if scheduler is None:
+    if scheduler is None:  # the workers' own logs stay quiet: a failed shard is reported once, by the export
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=40)
-    with Client(cluster if cluster is not None else scheduler) as client:
-        n_workers = max(1, len(client.scheduler_info()["workers"]))
-        digits = client.scatter(plan.digits, broadcast=True)
-        in_flight: deque = deque()
-        for index in todo:
-            in_flight.append(client.submit(_on_worker, fmt, output, plan.shard(index), digits, plan.options,
-                                           plan.augment, png_level, pure=False))
-            if len(in_flight) >= 2 * n_workers:  # bounded: memory does not grow with the export
-                yield in_flight.popleft().result()  # in order, so an LMDB is laid out the same way every time
-        while in_flight:
-            yield in_flight.popleft().result()
-    if cluster is not None:
-        cluster.close()
+                               silence_logs=logging.CRITICAL)
+    try:
+        with Client(cluster if cluster is not None else scheduler) as client:
+            n_workers = max(1, len(client.scheduler_info()["workers"]))
+            digits = client.scatter(plan.digits, broadcast=True)
+            in_flight: deque = deque()
+            for index in todo:
+                in_flight.append(client.submit(_on_worker, fmt, output, plan.shard(index), digits, plan.options,
+                                               plan.augment, png_level, pure=False))
+                if len(in_flight) >= 2 * n_workers:  # bounded: memory does not grow with the export
+                    yield in_flight.popleft().result()  # in order, so an LMDB is laid out the same way every time
+            while in_flight:
+                yield in_flight.popleft().result()
+    finally:  # also when a shard failed: no worker process outlives the export
+        if cluster is not None:
+            cluster.close()
 
 
 def _run_shards(plan, spec, fs, root, output, todo, manifest, store, png_level, workers, scheduler,
@@ -330,10 +336,12 @@ def _run_shards(plan, spec, fs, root, output, todo, manifest, store, png_level, 
             written += record["written"]
             manifest.add(record)
             bar.update(1)
+    except ValueError as exc:  # the request cannot be met (fit='error'): running it again fails again
+        done = _record_stop(plan, spec, fs, root, manifest, store)
+        raise ValueError(f"{exc} (the export stopped with {done:,} of {plan.num_images:,} images, recorded "
+                         f"in {manifest.path}; it cannot resume with the same arguments)") from exc
     except BaseException as exc:
-        manifest.save()
-        spec.finish(fs, root, plan, manifest, store)
-        done = sum(r["count"] for r in manifest.records.values())
+        done = _record_stop(plan, spec, fs, root, manifest, store)
         message = (f"export stopped with {done:,} of {plan.num_images:,} images in {len(manifest.records)} complete "
                    f"shards, recorded in {manifest.path}; run the same command again to resume")
         if isinstance(exc, KeyboardInterrupt):
@@ -342,3 +350,10 @@ def _run_shards(plan, spec, fs, root, output, todo, manifest, store, png_level, 
     finally:
         bar.close()
     return written
+
+
+def _record_stop(plan, spec, fs, root, manifest, store) -> int:
+    """Record the complete shards of a stopped export; the number of images they hold."""
+    manifest.save()
+    spec.finish(fs, root, plan, manifest, store)
+    return sum(r["count"] for r in manifest.records.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -297,3 +298,14 @@ def test_more_workers_than_cores_is_a_warning_not_an_error(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"warning: --workers {many} is more than this machine's {available_cores()} cores" in result.stderr
     assert len(list((tmp_path / "out").glob("*.png"))) == 4
+
+
+def test_an_export_that_cannot_be_met_is_one_line_and_exit_2(tmp_path):
+    result = run_cli("phone", "--num-images", "20", "--image-width", "40", "--fit", "error", "--workers", "2",
+                     "--seed", "1", "--source", "sample", "--format", "webdataset", "--output-dir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()  # one line: no log or traceback from the Dask workers
+    assert len(lines) == 1 and re.fullmatch(r"seqgen phone: error: --image-width: a composed strip is \d+ px wide, "
+                                            r"more than image_width=40; .* \(the export stopped with 0 of 20 "
+                                            r"images, recorded in .*; it cannot resume with the same arguments\)",
+                                            lines[0]), lines

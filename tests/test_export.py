@@ -165,6 +165,35 @@ def test_a_failed_export_resumes_to_the_uninterrupted_bytes(fmt, train_digits, t
     assert tree(tmp_path / "cut") == tree(tmp_path / "whole")
 
 
+def test_an_export_that_cannot_be_met_stops_its_workers_and_does_not_say_resume(train_digits, tmp_path):
+    import psutil
+
+    for workers in (1, 2):  # here and on local Dask workers, which must not outlive the failure
+        with pytest.raises(ValueError, match=r"^image_width: a composed strip is \d+ px wide, more than image_width=20;"
+                                             r" .* \(the export stopped with 0 of 250 images, recorded in "
+                                             r".*manifest.json; it cannot resume with the same arguments\)$"):
+            export(tmp_path, N, 20, source=train_digits, format="webdataset", fit="error", workers=workers, **COMMON)
+        assert not [p for p in psutil.Process().children(recursive=True)
+                    if "resource_tracker" not in " ".join(p.cmdline())]
+
+
+def test_an_export_that_fails_the_same_way_again_does_not_say_resume(train_digits, tmp_path, monkeypatch):
+    spec = FORMATS["parquet"]
+    write = type(spec).write
+
+    def too_wide_on_shard_2(self, fs, root, shard, batch, level):
+        if shard.index == 2:
+            raise ValueError("image_width: a composed strip is 300 px wide, more than image_width=120")
+        return write(self, fs, root, shard, batch, level)
+
+    monkeypatch.setattr(type(spec), "write", too_wide_on_shard_2)
+    with pytest.raises(ValueError, match=r"more than image_width=120 \(the export stopped with 200 of 250 images, "
+                                         r"recorded in .*manifest.json; it cannot resume with the same arguments\)$"):
+        export(tmp_path, N, WIDTH, source=train_digits, format="parquet", **COMMON)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert not manifest["complete"] and [s["index"] for s in manifest["shards"]] == [0, 1]
+
+
 def test_a_changed_shard_is_written_again(train_digits, tmp_path):
     export(tmp_path, N, WIDTH, source=train_digits, format="parquet", **COMMON)
     before = tree(tmp_path)
