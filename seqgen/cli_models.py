@@ -63,7 +63,8 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         try:
             image = read_png(path)
         except (ValueError, OSError) as exc:  # report it, read the others, fail at the end
-            print(f"seqgen recognize: error: {exc}", file=sys.stderr)
+            reason = f"{path}: {exc.strerror}" if getattr(exc, "strerror", None) else exc  # not "[Errno 2] ..."
+            print(f"seqgen recognize: error: {reason}", file=sys.stderr)
             failed += 1
             continue
         if image.shape[1] > getattr(model, "max_width", image.shape[1]):

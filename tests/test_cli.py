@@ -201,7 +201,7 @@ def test_train_writes_a_model_and_its_learning_curve(tmp_path):
      "--log: cannot create '/proc/nosuch'"),
     (["train", "--out", "m.pt", "--steps", "x"], "argument --steps: invalid int value: 'x'"),
     (["recognize", "--model", "no-such-model.pt", "a.png"], "--model: no-such-model.pt is not a file"),
-    (["recognize", "a.png"], "No such file"),
+    (["recognize", "a.png"], "seqgen recognize: error: a.png: No such file or directory"),
 ])
 def test_train_and_recognize_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     result = run_cli(*args, cwd=tmp_path)
