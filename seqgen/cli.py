@@ -223,7 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no training message")
     p.set_defaults(run=cli_models.cmd_recognize)
 
-    p = sub.add_parser("train", help="train the CTC sequence model on generated sequences of train digits")
+    p = sub.add_parser("train", help="train the CTC sequence model on generated sequences of train digits",
+                       description="Train the CTC sequence model. Its state is kept in OUT.partial while it runs "
+                                   "(saved every 30 s, and when Ctrl-C or SIGTERM stops it after the current "
+                                   "step); the same command run again resumes it.")
     p.add_argument("--out", required=True, help="model file to write (its learning curve goes beside it, .csv)")
     p.add_argument("--minutes", type=float, help="time budget, turned into a step count by a short probe")
     p.add_argument("--steps", type=int, help="number of batches (reproducible; instead of --minutes)")
@@ -234,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="auto",
                    help="train digits: auto, mnist, sample or a folder of MNIST files (default auto)")
     p.add_argument("--log", help="learning-curve CSV (default: --out with .csv)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file and its learning curve")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file and its learning curve, and "
+                                                                 "start again instead of resuming")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cli_models.cmd_train)
 

@@ -119,16 +119,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--out: expected a file path for the model, got {args.out!r}")
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out: {out} exists; pass --overwrite to replace it")
+    state = out.with_name(out.name + ".partial")  # an interrupted run of this command, resumed by it
+    resuming = state.exists() and not args.overwrite
     log, log_flag = (Path(args.log), "--log") if args.log else (out.with_suffix(".csv"), "--out")
-    if log.exists() and not args.overwrite:  # the learning curve is not written over another file either
+    if log.exists() and not args.overwrite and not resuming:  # the learning curve is not written over another file
         raise ValueError(f"{log_flag}: {log} (the learning curve) exists; pass --overwrite to replace it")
     for path, flag in ((out, "--out"), (log, log_flag)):  # before, not after, training
         prepare_output_dir(path.parent, flag)
+    if args.overwrite:
+        state.unlink(missing_ok=True)
     digits = load_mnist("train", source=args.source)
     recognizer = SequenceRecognizer(seed=args.seed)
-    rows = train(recognizer, digits, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-                 lr=args.lr, seed=args.seed, workers=args.workers, log_path=log, progress=not args.quiet)
+    if resuming and not args.quiet:
+        print(f"resuming the training saved in {state}", file=sys.stderr)
+    try:
+        rows = train(recognizer, digits, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+                     lr=args.lr, seed=args.seed, workers=args.workers, log_path=log, progress=not args.quiet,
+                     state_path=state)
+    except ValueError as exc:
+        if str(exc).startswith("state_path:"):
+            reason = str(exc).split(": ", 1)[1].split("; resume it")[0]
+            raise ValueError(f"--out: {reason}; run the command that started it, or pass --overwrite to start "
+                             "again") from None
+        raise
+    except KeyboardInterrupt as exc:
+        raise KeyboardInterrupt(str(exc).replace("run the same training again", "run the same command again")) \
+            from None
     recognizer.save(out)
+    state.unlink()  # the model is saved: the state is no longer needed
     last = rows[-1]
     print(f"trained {last['step']} steps ({last['samples']} sequences, {last['seconds']:.0f} s) on "
           f"{len(digits)} {digits.name} train digits; running char accuracy {last['char_accuracy']:.3f}; "

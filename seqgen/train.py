@@ -10,7 +10,11 @@ turn, through a ``torch.utils.data.DataLoader`` with worker processes.  Batch
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -58,19 +62,20 @@ class RecipeBatches(torch.utils.data.Dataset):
     Items are ``(images, targets, lengths, labels)``.
     """
 
-    def __init__(self, digits: DigitSet, steps: int, batch_size: int, recipes=RECIPES, seed: int = 0):
+    def __init__(self, digits: DigitSet, steps: int, batch_size: int, recipes=RECIPES, seed: int = 0,
+                 start: int = 0):
         seeds = np.random.SeedSequence(seed).generate_state(len(recipes), dtype=np.uint64)
         self.generators = [DataGenerator(batch_size=batch_size, seed=int(s % 2**63), split=digits.split or "train",
                                          source=digits, batches_per_epoch=max(1, math.ceil(steps / len(recipes))),
                                          threads=1, **recipe)
                            for recipe, s in zip(recipes, seeds)]
-        self.steps = steps
+        self.steps, self.start = steps, start  # item i is batch start + i: a resumed run skips the batches done
 
     def __len__(self) -> int:
-        return self.steps
+        return self.steps - self.start
 
     def __getitem__(self, index: int):
-        k = len(self.generators)
+        k, index = len(self.generators), self.start + index
         images, labels = self.generators[index % k][index // k]
         targets, lengths = encode_labels(labels)
         return torch.from_numpy(images), torch.from_numpy(targets), torch.from_numpy(lengths), list(labels)
@@ -129,6 +134,11 @@ def _step(model, optimizer, loss_fn, images, targets, lengths) -> tuple[float, t
     return float(loss.detach()), log_probs.detach()
 
 
+#: Seconds between saves of a training's state (with ``state_path``); a save takes milliseconds.
+SAVE_EVERY = 30.0
+STATE_FORMAT = 1
+
+
 #: Peak memory of a training step per pixel of its batch (activations kept for the backward pass,
 #: gradients), with the default model: 3.8 GB for 1,024 sequences 300 pixels wide.
 TRAIN_BYTES_PER_PIXEL = 450
@@ -150,7 +160,7 @@ def check_batch_memory(batch_size: int, recipes=RECIPES) -> None:
 def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None = None,
           minutes: float | None = None, batch_size: int = 64, lr: float = 3e-3, recipes=RECIPES,
           seed: int = 0, workers: int = 1, threads: int | None = None, log_path=None,
-          log_every: int = 50, progress: bool = True) -> list[dict]:
+          log_every: int = 50, progress: bool = True, state_path=None, save_every: float = SAVE_EVERY) -> list[dict]:
     """Train ``recognizer`` in place on batches composed from ``digits``.
 
     Parameters
@@ -179,6 +189,12 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
         CSV learning curve (:data:`LOG_COLUMNS`), one row every ``log_every`` steps; a file there is replaced.
     progress : bool
         Show a tqdm bar with the loss and a running character accuracy.
+    state_path : path, optional
+        Where the training keeps its state (weights, optimiser, learning curve so far), saved every
+        ``save_every`` seconds and when SIGINT or SIGTERM stops it after the current step (raising
+        ``KeyboardInterrupt``).  A call with a state there resumes from it, to the same weights as a run
+        that was never stopped; a state of other settings is refused.  The file is left when training
+        completes (a call then returns at once); the caller removes it once the model is saved.
 
     Returns
     -------
@@ -211,37 +227,53 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
         if width < MIN_WIDTH:
             raise ValueError(f"recipes: image_width must be at least {MIN_WIDTH} for CTC, got {width}")
     check_batch_memory(batch_size, recipes)
+    if not (isinstance(save_every, (int, float)) and 0 <= save_every < math.inf):
+        raise ValueError(f"save_every: expected seconds >= 0, got {save_every!r}")
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(positive_int(threads, "threads"))
     try:
         return _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, workers, log_path,
-                      log_every, progress)
+                      log_every, progress, state_path, save_every)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, workers, log_path, log_every,
-           progress) -> list[dict]:
+           progress, state_path, save_every) -> list[dict]:
     from tqdm.auto import tqdm
 
     from .validation import positive_int
 
-    if minutes is not None:
+    state = None if state_path is None else _load_state(state_path)
+    if state is not None and minutes is not None:
+        steps = state["settings"].get("steps")  # the budget became this many steps when the run began
+    elif minutes is not None:
         steps = estimate_steps(recognizer, digits, minutes, batch_size, recipes, seed)
     steps = positive_int(steps, "steps")
+    settings = _settings(recognizer, digits, steps, batch_size, lr, recipes, seed, log_every)
 
     keep_freed_memory()
-    data = RecipeBatches(digits, steps, batch_size, recipes, seed)
-    loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=workers,
-                                         prefetch_factor=4 if workers else None)
     model = recognizer.model
     model.train()
     recognizer._inference = None
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    done, rows, losses, reads, truths, elapsed = 0, [], [], [], [], 0.0
+    if state is not None:
+        differ = sorted(k for k in settings if state["settings"].get(k) != settings[k])
+        if differ:
+            raise ValueError(f"state_path: {state_path} holds a training with other settings (it differs in "
+                             f"{', '.join(differ)}); resume it with the same settings, or remove it to start again")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        done, rows, elapsed = state["step"], state["rows"], state["seconds"]
+        losses, reads, truths = state["window"]
+    data = RecipeBatches(digits, steps, batch_size, recipes, seed, start=done)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=workers,
+                                         prefetch_factor=4 if workers else None,
+                                         worker_init_fn=_ignore_stop_signals if workers else None)
     loss_fn = torch.nn.CTCLoss(blank=BLANK, zero_infinity=True)
     warmup = min(200, max(1, steps // 10))
-    rows, losses, reads, truths = [], [], [], []
     log = None
     if log_path is not None:
         log_path = Path(log_path)
@@ -249,10 +281,27 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
         log = open(log_path, "w", newline="")
         writer = csv.DictWriter(log, fieldnames=LOG_COLUMNS)
         writer.writeheader()
-    start = time.perf_counter()
+        writer.writerows(rows)  # those of the run being resumed
+    start = time.perf_counter() - elapsed
+
+    def save() -> None:
+        _save_state(state_path, {"settings": settings, "step": done, "model": model.state_dict(),
+                                 "optimizer": optimizer.state_dict(), "rows": rows,
+                                 "window": [[float(x) for x in losses], [str(x) for x in reads], [str(x) for x in truths]],
+                                 "seconds": time.perf_counter() - start})
+
+    saved = time.monotonic()
     try:
-        with tqdm(total=steps, unit="batch", disable=not progress, mininterval=1.0) as bar:
-            for step, (images, targets, lengths, labels) in enumerate(loader):
+        with tqdm(total=steps, initial=done, unit="batch", disable=not progress, mininterval=1.0) as bar, \
+                _StopRequests(enabled=state_path is not None) as stop:
+            batches = iter(loader)
+            for step in range(done, steps):
+                try:
+                    images, targets, lengths, labels = next(batches)
+                except Exception:
+                    if not stop.requested:
+                        raise
+                    break  # the workers too were told to stop (Ctrl-C reaches the whole process group)
                 for group in optimizer.param_groups:
                     group["lr"] = _schedule(step, steps, lr, warmup)
                 loss, log_probs = _step(model, optimizer, loss_fn, images, targets, lengths)
@@ -264,7 +313,7 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
                            "seconds": round(time.perf_counter() - start, 2),
                            "lr": round(optimizer.param_groups[0]["lr"], 6),
                            "loss": round(float(np.mean(losses)), 4),
-                           "char_accuracy": round(score(reads, truths)["char_accuracy"], 4)}
+                           "char_accuracy": round(float(score(reads, truths)["char_accuracy"]), 4)}
                     rows.append(row)
                     if log is not None:
                         writer.writerow(row)
@@ -272,6 +321,16 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
                     bar.set_postfix(loss=row["loss"], acc=row["char_accuracy"])
                     losses, reads, truths = [], [], []
                 bar.update(1)
+                done = step + 1
+                if stop.requested:
+                    break
+                if state_path is not None and (time.monotonic() - saved >= save_every or done == steps):
+                    save()
+                    saved = time.monotonic()
+            if stop.requested:
+                save()
+                raise KeyboardInterrupt(f"training stopped after step {done:,} of {steps:,}; its state is saved in "
+                                        f"{state_path}: run the same training again to resume it")
     finally:
         if log is not None:
             log.close()
@@ -280,4 +339,64 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
     recognizer.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
                            "samples": steps * batch_size, "seconds": round(time.perf_counter() - start, 1)}
     return rows
+
+
+def _settings(recognizer, digits, steps, batch_size, lr, recipes, seed, log_every) -> dict:
+    """Everything that decides a training's weights: a state is resumed only under the same settings."""
+    images = np.ascontiguousarray(digits.images)
+    return {"model": dict(recognizer.model.config), "steps": int(steps), "batch_size": int(batch_size),
+            "lr": float(lr), "seed": int(seed), "recipes": repr(list(recipes)), "log_every": int(log_every),
+            "digits": {"name": digits.name, "split": digits.split, "count": len(digits),
+                       "sha1": hashlib.sha1(images.tobytes() + digits.labels.tobytes()).hexdigest()}}
+
+
+def _save_state(path, state: dict) -> None:
+    from .io import replace_own_file
+
+    buffer = io.BytesIO()
+    torch.save({"format": STATE_FORMAT, **state}, buffer)
+    replace_own_file(path, buffer.getvalue())  # a kill while saving leaves the previous state whole
+
+
+def _load_state(path) -> dict | None:
+    """The state saved at ``path``, or None when there is none."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for a damaged or foreign file
+        raise ValueError(f"state_path: {path} is not a seqgen training state ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ValueError(f"state_path: {path} is not a seqgen training state of format {STATE_FORMAT}")
+    return state
+
+
+class _StopRequests:
+    """While enabled (in the main thread), SIGINT and SIGTERM ask the training to stop after its current
+    step instead of interrupting it; a second signal interrupts at once."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested, self.before = False, {}
+
+    def _ask(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if self.enabled:
+            self.before = {sig: signal.signal(sig, self._ask) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.before.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """In a DataLoader worker: Ctrl-C and SIGTERM are the main process's to handle (it stops the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

@@ -309,3 +309,42 @@ def test_an_export_that_cannot_be_met_is_one_line_and_exit_2(tmp_path):
                                             r"more than image_width=40; .* \(the export stopped with 0 of 20 "
                                             r"images, recorded in .*; it cannot resume with the same arguments\)",
                                             lines[0]), lines
+
+
+def test_an_interrupted_training_resumes_to_the_uninterrupted_model(tmp_path):
+    import signal
+    import time
+
+    import torch
+
+    def command(out, *extra):
+        return [sys.executable, "-m", "seqgen", "train", "--steps", "150", "--batch-size", "8", "--source", "sample",
+                "--workers", "1", "--quiet", "--out", str(out), *extra]
+
+    whole = subprocess.run(command(tmp_path / "whole.pt"), capture_output=True, text=True, check=False)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "cut" / "m.pt"
+    process = subprocess.Popen(command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.with_suffix(".csv").exists()
+                                               and len(out.with_suffix(".csv").read_text().splitlines()) > 1):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the DataLoader worker gets it too
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert re.fullmatch(r"seqgen train: interrupted: training stopped after step \d+ of 150; its state is saved in "
+                        r".*m.pt.partial: run the same command again to resume it\n", err), err
+    assert not out.exists() and (tmp_path / "cut" / "m.pt.partial").exists()
+
+    other = run_cli(*command(out, "--seed", "1")[3:])  # another training into the same --out is refused
+    assert other.returncode == 2 and other.stderr == (
+        f"seqgen train: error: --out: {out}.partial holds a training with other settings (it differs in seed); "
+        "run the command that started it, or pass --overwrite to start again\n")
+    again = subprocess.run(command(out), capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert not (tmp_path / "cut" / "m.pt.partial").exists()
+    ours, theirs = (torch.load(p, weights_only=True)["state_dict"] for p in (out, tmp_path / "whole.pt"))
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    curve = [line.split(",") for line in out.with_suffix(".csv").read_text().splitlines()]
+    assert [row[0] for row in curve] == ["step", "50", "100", "150"]

@@ -113,3 +113,65 @@ def test_a_time_budget_becomes_a_logged_step_count(train_digits):
                  log_every=1, progress=False)
     steps = model.training["steps"]
     assert steps >= 1 and rows[-1]["step"] == steps and model.training["seconds"] < 30
+
+
+def _stopped_at(step_number: int, monkeypatch):
+    """Make the training receive SIGINT (as from Ctrl-C) during step ``step_number`` (1-based)."""
+    import signal
+
+    from seqgen import train as train_module
+
+    real, calls = train_module._step, []
+
+    def step(*args):
+        calls.append(1)
+        if len(calls) == step_number:
+            signal.raise_signal(signal.SIGINT)  # mid-step: the step still completes
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "_step", step)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_stopped_training_resumes_to_the_weights_of_an_unstopped_one(workers, train_digits, tmp_path, monkeypatch):
+    options = dict(steps=12, batch_size=8, recipes=RECIPE, workers=workers, threads=1, log_every=4, progress=False)
+    whole = SequenceRecognizer(**TINY, seed=2)
+    rows = train(whole, train_digits, log_path=tmp_path / "whole.csv", **options)
+
+    state = tmp_path / "m.pt.partial"
+    _stopped_at(6, monkeypatch)
+    with pytest.raises(KeyboardInterrupt, match=r"training stopped after step 6 of 12; its state is saved in "
+                                                r".*m.pt.partial: run the same training again to resume it"):
+        train(SequenceRecognizer(**TINY, seed=2), train_digits, log_path=tmp_path / "cut.csv", state_path=state,
+              **options)
+    assert torch.load(state, weights_only=True)["step"] == 6
+    monkeypatch.undo()
+    resumed = SequenceRecognizer(**TINY, seed=2)
+    again = train(resumed, train_digits, log_path=tmp_path / "cut.csv", state_path=state, **options)
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    drop = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert drop(again) == drop(rows) and len(rows) == 3
+    with open(tmp_path / "cut.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [4, 8, 12]  # the whole curve, once
+    assert resumed.training["steps"] == 12
+    finished = SequenceRecognizer(**TINY, seed=2)  # a complete state: nothing left to do
+    train(finished, train_digits, state_path=state, **options)
+    assert torch.equal(next(iter(finished.model.state_dict().values())), next(iter(whole.model.state_dict().values())))
+
+
+def test_a_state_of_other_settings_is_refused(train_digits, tmp_path, monkeypatch):
+    options = dict(steps=6, batch_size=8, recipes=RECIPE, workers=0, threads=1, progress=False)
+    state = tmp_path / "m.pt.partial"
+    _stopped_at(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train(SequenceRecognizer(**TINY, seed=2), train_digits, state_path=state, **options)
+    monkeypatch.undo()
+    before = state.read_bytes()
+    with pytest.raises(ValueError, match=r"state_path: .*m.pt.partial holds a training with other settings \(it "
+                                         r"differs in lr, seed\); resume it with the same settings, or remove it"):
+        train(SequenceRecognizer(**TINY, seed=2), train_digits, state_path=state, **{**options, "lr": 1e-2, "seed": 1})
+    assert state.read_bytes() == before
+    state.write_bytes(b"not a state")
+    with pytest.raises(ValueError, match=r"state_path: .*m.pt.partial is not a seqgen training state"):
+        train(SequenceRecognizer(**TINY, seed=2), train_digits, state_path=state, **options)
