@@ -252,6 +252,10 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
         steps = estimate_steps(recognizer, digits, minutes, batch_size, recipes, seed)
     steps = positive_int(steps, "steps")
     settings = _settings(recognizer, digits, steps, batch_size, lr, recipes, seed, log_every)
+    differ = [] if state is None else sorted(k for k in settings if state["settings"].get(k) != settings[k])
+    if differ:  # before the model is touched
+        raise ValueError(f"state_path: {state_path} holds a training with other settings (it differs in "
+                         f"{', '.join(differ)}); resume it with the same settings, or remove it to start again")
 
     keep_freed_memory()
     model = recognizer.model
@@ -260,10 +264,6 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     done, rows, losses, reads, truths, elapsed = 0, [], [], [], [], 0.0
     if state is not None:
-        differ = sorted(k for k in settings if state["settings"].get(k) != settings[k])
-        if differ:
-            raise ValueError(f"state_path: {state_path} holds a training with other settings (it differs in "
-                             f"{', '.join(differ)}); resume it with the same settings, or remove it to start again")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         done, rows, elapsed = state["step"], state["rows"], state["seconds"]
