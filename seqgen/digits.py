@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import numpy as np
 
@@ -57,6 +58,11 @@ class DigitSet:
 
     def __repr__(self) -> str:
         return f"DigitSet(name={self.name!r}, split={self.split!r}, n={len(self)})"
+
+    def identity(self) -> dict:
+        """Name, count and SHA-1 of the images and labels: what a saved export or training records of its digits."""
+        data = np.ascontiguousarray(self.images).tobytes() + self.labels.tobytes()
+        return {"name": self.name, "count": len(self), "sha1": hashlib.sha1(data).hexdigest()}
 
     @functools.cached_property
     def class_order(self) -> np.ndarray:

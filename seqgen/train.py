@@ -10,7 +10,6 @@ turn, through a ``torch.utils.data.DataLoader`` with worker processes.  Batch
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 import signal
@@ -343,11 +342,9 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
 
 def _settings(recognizer, digits, steps, batch_size, lr, recipes, seed, log_every) -> dict:
     """Everything that decides a training's weights: a state is resumed only under the same settings."""
-    images = np.ascontiguousarray(digits.images)
     return {"model": dict(recognizer.model.config), "steps": int(steps), "batch_size": int(batch_size),
             "lr": float(lr), "seed": int(seed), "recipes": repr(list(recipes)), "log_every": int(log_every),
-            "digits": {"name": digits.name, "split": digits.split, "count": len(digits),
-                       "sha1": hashlib.sha1(images.tobytes() + digits.labels.tobytes()).hexdigest()}}
+            "digits": {**digits.identity(), "split": digits.split}}
 
 
 def _save_state(path, state: dict) -> None:
