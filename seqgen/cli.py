@@ -291,12 +291,19 @@ FLAGS = {"image_width": "--image-width", "spacing_range": "--spacing", "num_imag
          "retries": "--retries", "batch_size": "--batch-size"}
 
 
+#: The API's spellings inside such messages, as the command line's.
+PHRASES = {"fit='shrink' or 'stretch'": "--fit shrink or stretch", "image_width=": "--image-width ",
+           "a smaller spacing_range": "a smaller --spacing"}
+
+
 def as_flags(message: str) -> str:
     """An API error message (``"image_width: ..."``) naming the flags instead (``"--image-width: ..."``)."""
     head, sep, rest = message.partition(": ")
     names = head.split(", ")
     if not sep or not all(name in FLAGS or name.startswith("--") for name in names):
         return message
+    for api, flag in PHRASES.items():
+        rest = rest.replace(api, flag)
     return ", ".join(dict.fromkeys(FLAGS.get(name, name) for name in names)) + sep + rest
 
 

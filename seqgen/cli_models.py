@@ -98,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .io import prepare_output_dir
     from .model import SequenceRecognizer
     from .parallel import check_local_processes
-    from .train import check_batch_memory, train
+    from .train import TrainingStateError, check_batch_memory, train
     from .validation import positive_int
 
     if (args.steps is None) == (args.minutes is None):
@@ -136,12 +136,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         rows = train(recognizer, digits, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
                      lr=args.lr, seed=args.seed, workers=args.workers, log_path=log, progress=not args.quiet,
                      state_path=state)
-    except ValueError as exc:
-        if str(exc).startswith("state_path:"):
-            reason = str(exc).split(": ", 1)[1].split("; resume it")[0]
-            raise ValueError(f"--out: {reason}; run the command that started it, or pass --overwrite to start "
-                             "again") from None
-        raise
+    except TrainingStateError as exc:
+        raise ValueError(f"--out: {exc.path} {exc.problem}; run the command that started it, or pass --overwrite "
+                         "to start again") from None
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(str(exc).replace("run the same training again", "run the same command again")) \
             from None

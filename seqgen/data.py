@@ -110,7 +110,10 @@ def load_mnist(
         raise ValueError(
             f"source: expected 'auto', 'mnist', 'sample' or an existing folder, got {str(source)!r}"
         )
-    return _load_folder(str(folder.resolve()), split, folder.name or "mnist")
+    try:
+        return _load_folder(str(folder.resolve()), split, folder.name or "mnist")
+    except ValueError as exc:  # IdxFormatError too: its message names the file, this names the argument
+        raise type(exc)(f"source: {exc}") from None
 
 
 @functools.lru_cache(maxsize=8)

@@ -189,10 +189,11 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
     progress : bool
         Show a tqdm bar with the loss and a running character accuracy.
     state_path : path, optional
-        Where the training keeps its state (weights, optimiser, learning curve so far), saved every
-        ``save_every`` seconds and when SIGINT or SIGTERM stops it after the current step (raising
-        ``KeyboardInterrupt``).  A call with a state there resumes from it, to the same weights as a run
-        that was never stopped; a state of other settings is refused.  The file is left when training
+        Where the training keeps its state (weights, optimiser, learning curve so far), saved as it
+        starts, every ``save_every`` seconds and when SIGINT or SIGTERM stops it after the current step
+        (raising ``KeyboardInterrupt``, unless that was the last step).  A call with a state there resumes
+        from it, to the same weights as a run that was never stopped; a state of other settings is refused
+        (:class:`TrainingStateError`, a ValueError).  The file is left when training
         completes (a call then returns at once); the caller removes it once the model is saved.
 
     Returns
@@ -253,8 +254,7 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
     settings = _settings(recognizer, digits, steps, batch_size, lr, recipes, seed, log_every)
     differ = [] if state is None else sorted(k for k in settings if state["settings"].get(k) != settings[k])
     if differ:  # before the model is touched
-        raise ValueError(f"state_path: {state_path} holds a training with other settings (it differs in "
-                         f"{', '.join(differ)}); resume it with the same settings, or remove it to start again")
+        raise TrainingStateError(state_path, f"holds a training with other settings (it differs in {', '.join(differ)})")
 
     keep_freed_memory()
     model = recognizer.model
@@ -273,14 +273,6 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
                                          worker_init_fn=_ignore_stop_signals if workers else None)
     loss_fn = torch.nn.CTCLoss(blank=BLANK, zero_infinity=True)
     warmup = min(200, max(1, steps // 10))
-    log = None
-    if log_path is not None:
-        log_path = Path(log_path)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "w", newline="")
-        writer = csv.DictWriter(log, fieldnames=LOG_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)  # those of the run being resumed
     start = time.perf_counter() - elapsed
 
     def save() -> None:
@@ -289,6 +281,16 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
                                  "window": [[float(x) for x in losses], [str(x) for x in reads], [str(x) for x in truths]],
                                  "seconds": time.perf_counter() - start})
 
+    if state is None and state_path is not None:
+        save()  # before the learning curve is begun: a run killed before its first timed save resumes from step 0
+    log = None
+    if log_path is not None:
+        log_path = Path(log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "w", newline="")
+        writer = csv.DictWriter(log, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)  # those of the run being resumed
     saved = time.monotonic()
     try:
         with tqdm(total=steps, initial=done, unit="batch", disable=not progress, mininterval=1.0) as bar, \
@@ -328,6 +330,7 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
                     saved = time.monotonic()
             if stop.requested:
                 save()
+            if stop.requested and done < steps:  # a stop during the last step lets the training finish
                 raise KeyboardInterrupt(f"training stopped after step {done:,} of {steps:,}; its state is saved in "
                                         f"{state_path}: run the same training again to resume it")
     finally:
@@ -363,10 +366,18 @@ def _load_state(path) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises several types for a damaged or foreign file
-        raise ValueError(f"state_path: {path} is not a seqgen training state ({type(exc).__name__})") from None
+        raise TrainingStateError(path, f"is not a seqgen training state ({type(exc).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ValueError(f"state_path: {path} is not a seqgen training state of format {STATE_FORMAT}")
+        raise TrainingStateError(path, f"is not a seqgen training state of format {STATE_FORMAT}")
     return state
+
+
+class TrainingStateError(ValueError):
+    """A ``state_path`` that this training cannot resume: ``problem`` says why (for callers that reword it)."""
+
+    def __init__(self, path, problem: str):
+        self.path, self.problem = path, problem
+        super().__init__(f"state_path: {path} {problem}; resume it with the same settings, or remove it to start again")
 
 
 class _StopRequests:

@@ -306,9 +306,20 @@ def test_an_export_that_cannot_be_met_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()  # one line: no log or traceback from the Dask workers
     assert len(lines) == 1 and re.fullmatch(r"seqgen phone: error: --image-width: a composed strip is \d+ px wide, "
-                                            r"more than image_width=40; .* \(the export stopped with 0 of 20 "
+                                            r"more than --image-width 40; use --fit shrink or stretch, a larger "
+                                            r"width or a smaller --spacing \(the export stopped with 0 of 20 "
                                             r"images, recorded in .*; it cannot resume with the same arguments\)",
                                             lines[0]), lines
+
+
+def test_a_damaged_source_folder_is_one_line_naming_the_flag_and_the_file(tmp_path):
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (tmp_path / name).write_bytes(b"not an IDX file")
+    result = run_cli("phone", "--num-images", "2", "--image-width", "200", "--source", str(tmp_path),
+                     "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert re.fullmatch(r"seqgen phone: error: --source: .*train-images-idx3-ubyte.gz: wrong magic number "
+                        r"6e6f7420; an IDX file starts with two zero bytes\n", result.stderr), result.stderr
 
 
 def test_an_interrupted_training_resumes_to_the_uninterrupted_model(tmp_path):

@@ -183,7 +183,10 @@ def test_local_folder_missing_and_mismatched_files(server, tmp_path, cache):
     with pytest.raises(FileNotFoundError, match="has no t10k-labels-idx1-ubyte.gz"):
         load_mnist("test", source=partial)
     write_idx(partial / "t10k-labels-idx1-ubyte.gz", np.zeros(7, np.uint8))
-    with pytest.raises(ValueError, match="7 labels for 1000 images"):
+    with pytest.raises(ValueError, match=r"^source: .*t10k-labels-idx1-ubyte.gz: 7 labels for 1000 images"):
+        load_mnist("test", source=partial)
+    (partial / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x08\x01\x00\x00"))
+    with pytest.raises(IdxFormatError, match=r"^source: .*t10k-labels-idx1-ubyte.gz: wrong magic number"):
         load_mnist("test", source=partial)
 
 

@@ -10,7 +10,7 @@ import torch
 
 from seqgen.dataset import BLANK
 from seqgen.model import SequenceRecognizer
-from seqgen.train import LOG_COLUMNS, RECIPES, RecipeBatches, train
+from seqgen.train import LOG_COLUMNS, RECIPES, RecipeBatches, TrainingStateError, train
 
 TINY = dict(channels=(4, 8, 16), hidden=16, features=32)
 RECIPE = ({"image_width": 120, "spacing_range": (2, 6), "length": (2, 4), "augment": None},
@@ -176,5 +176,52 @@ def test_a_state_of_other_settings_is_refused(train_digits, tmp_path, monkeypatc
         train(SequenceRecognizer(**TINY, seed=2), train_digits, state_path=state, **{**options, "lr": 1e-2, "seed": 1})
     assert state.read_bytes() == before
     state.write_bytes(b"not a state")
-    with pytest.raises(ValueError, match=r"state_path: .*m.pt.partial is not a seqgen training state"):
+    with pytest.raises(TrainingStateError, match=r"state_path: .*m.pt.partial is not a seqgen training state") as err:
         train(SequenceRecognizer(**TINY, seed=2), train_digits, state_path=state, **options)
+    assert isinstance(err.value, ValueError) and err.value.path == state
+    assert err.value.problem == "is not a seqgen training state (UnpicklingError)"
+
+
+def test_a_stop_during_the_last_step_lets_the_training_finish(train_digits, tmp_path, monkeypatch):
+    options = {"steps": 4, "batch_size": 8, "recipes": RECIPE, "workers": 0, "threads": 1, "progress": False}
+    whole = SequenceRecognizer(**TINY, seed=2)
+    train(whole, train_digits, **options)
+    _stopped_at(4, monkeypatch)
+    stopped = SequenceRecognizer(**TINY, seed=2)
+    rows = train(stopped, train_digits, state_path=tmp_path / "m.pt.partial", **options)  # no KeyboardInterrupt
+    assert rows[-1]["step"] == 4 and stopped.training["steps"] == 4
+    assert torch.load(tmp_path / "m.pt.partial", weights_only=True)["step"] == 4
+    for a, b in zip(whole.model.state_dict().values(), stopped.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_training_that_dies_before_its_first_timed_save_resumes_from_the_start(train_digits, tmp_path,
+                                                                                  monkeypatch):
+    from seqgen import train as train_module
+
+    options = {"steps": 6, "batch_size": 8, "recipes": RECIPE, "workers": 0, "threads": 1, "progress": False,
+               "log_every": 2}
+    whole = SequenceRecognizer(**TINY, seed=2)
+    train(whole, train_digits, **options)
+    real, calls = train_module._step, []
+
+    def dies_at_step_4(*args):  # as a SIGKILL would, with nothing saved since the start
+        calls.append(1)
+        if len(calls) == 4:
+            raise SystemExit("killed")
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "_step", dies_at_step_4)
+    state, log = tmp_path / "m.pt.partial", tmp_path / "m.csv"
+    with pytest.raises(SystemExit):
+        train(SequenceRecognizer(**TINY, seed=2), train_digits, state_path=state, log_path=log, save_every=3600,
+              **options)
+    assert torch.load(state, weights_only=True)["step"] == 0  # saved before the learning curve was begun
+    assert len(log.read_text().splitlines()) == 2  # the curve has step 2 in it
+    monkeypatch.undo()
+    resumed = SequenceRecognizer(**TINY, seed=2)
+    train(resumed, train_digits, state_path=state, log_path=log, save_every=3600, **options)
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    with open(log) as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [2, 4, 6]
