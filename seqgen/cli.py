@@ -175,7 +175,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.format == "png":
         files += ", " + files.replace("manifest", "labels").replace(".json", ".csv")
     part = "" if args.shard is None else f" (part {args.shard[0]}/{args.shard[1]})"
-    where = f"{result['shards']} shards in {result['output']}{part} ({files})"
+    shards = "1 shard" if result["shards"] == 1 else f"{result['shards']} shards"
+    where = f"{shards} in {result['output']}{part} ({files})"
     if kept:
         print(f"wrote {result['written']} images and kept {kept} from an earlier run: {result['images']} images in {where}")
     else:

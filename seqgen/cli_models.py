@@ -67,9 +67,9 @@ def cmd_recognize(args: argparse.Namespace) -> int:
             print(f"seqgen recognize: error: {reason}", file=sys.stderr)
             failed += 1
             continue
-        if image.shape[1] > getattr(model, "max_width", image.shape[1]):
-            print(f"seqgen recognize: error: {path}: {image.shape[1]:,} pixels wide; this model reads at most "
-                  f"{model.max_width:,}", file=sys.stderr)
+        if not getattr(model, "min_width", 0) <= image.shape[1] <= getattr(model, "max_width", image.shape[1]):
+            print(f"seqgen recognize: error: {path}: {image.shape[1]:,} pixels wide; this model reads "
+                  f"{model.min_width:,} to {model.max_width:,}", file=sys.stderr)
             failed += 1
             continue
         doubt = _doubt(image)

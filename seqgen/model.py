@@ -154,6 +154,8 @@ class SequenceRecognizer:
 
     #: The widest image read (its activations must fit in a batch of PREDICT_PIXELS).
     max_width = PREDICT_PIXELS // 28
+    #: The narrowest image read (one CTC frame).
+    min_width = STRIDE
 
     def __init__(self, channels=(16, 32, 64), hidden: int = 96, features: int = 128, seed: int = 0):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -194,7 +196,7 @@ class SequenceRecognizer:
             by_width.setdefault(im.shape[1], []).append(i)
         for width in by_width:  # all checked before any is read
             if output_length(width) < 1:
-                raise ValueError(f"images: expected images at least {STRIDE} pixels wide, got {width}")
+                raise ValueError(f"images: expected images at least {self.min_width} pixels wide, got {width}")
             if width > self.max_width:
                 raise ValueError(f"images: expected images at most {self.max_width:,} pixels wide (the model's "
                                  f"memory grows with the width), got {width:,}")

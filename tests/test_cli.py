@@ -57,7 +57,9 @@ def test_phone_files_are_the_same_for_any_number_of_workers(tmp_path):
 def test_png_level_changes_the_size_not_the_pixels(tmp_path):
     common = ["phone", "--num-images", "20", "--image-width", "120", "--seed", "5", "--source", "sample", "--quiet"]
     for level in ("0", "1"):
-        assert run_cli(*common, "--png-level", level, "--output-dir", str(tmp_path / level)).returncode == 0
+        result = run_cli(*common, "--png-level", level, "--output-dir", str(tmp_path / level))
+        assert result.returncode == 0
+        assert result.stdout == f"wrote 20 images in 1 shard in {tmp_path / level} (manifest.json, labels.csv)\n"
     sizes = {}
     for level in ("0", "1"):
         files = sorted((tmp_path / level).glob("*.png"))
@@ -264,13 +266,15 @@ def test_recognize_reads_the_good_files_reports_the_bad_and_takes_folders(tmp_pa
     Image.fromarray(np.full((28, 100), 255, np.uint8)).save(tmp_path / "blank.png")
     Image.fromarray(np.zeros((28, 100), np.uint8)).save(tmp_path / "dark.png")
     Image.fromarray(np.full((28, 262_145), 255, np.uint8)).save(tmp_path / "wide.png")  # past the model's memory
-    result = run_cli("recognize", good[0], str(tmp_path / "bad.png"), good[1], str(tmp_path / "blank.png"),
-                     str(tmp_path / "dark.png"), str(tmp_path / "wide.png"))
+    Image.fromarray(np.zeros((28, 3), np.uint8)).save(tmp_path / "narrow.png")  # less than one CTC frame
+    result = run_cli("recognize", good[0], str(tmp_path / "bad.png"), good[1], str(tmp_path / "narrow.png"),
+                     str(tmp_path / "blank.png"), str(tmp_path / "dark.png"), str(tmp_path / "wide.png"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert [line.split("\t")[2] for line in result.stdout.splitlines()] == [
         good[0], good[1], str(tmp_path / "blank.png"), str(tmp_path / "dark.png")]
-    assert "bad.png" in result.stderr and "2 of 6 files could not be read" in result.stderr
-    assert "wide.png: 262,145 pixels wide; this model reads at most 262,144" in result.stderr
+    assert "bad.png" in result.stderr and "3 of 7 files could not be read" in result.stderr
+    assert "wide.png: 262,145 pixels wide; this model reads 4 to 262,144" in result.stderr
+    assert "narrow.png: 3 pixels wide; this model reads 4 to 262,144" in result.stderr
     assert "blank.png: no ink found" in result.stderr and "dark.png: mostly dark" in result.stderr
     folder = run_cli("recognize", str(tmp_path / "pngs"))
     assert folder.returncode == 0 and [line.split("\t")[2] for line in folder.stdout.splitlines()] == sorted(good)
