@@ -95,6 +95,14 @@ class ImageAugmenter(Augmenter):
         own = {key: params[key][lo:hi] for key in self.per_image if params.get(key) is not None}
         return {**params, **own, "index": index[lo:hi] - start}
 
+    @staticmethod
+    def apply_to(images: np.ndarray, index: np.ndarray, op, *args) -> np.ndarray:
+        """``images[index] = op(images[index], *args)``: ``op`` (a functional op taking ``out=``) changes the
+        gathered copy in place, and it is put back; returns ``images``."""
+        changed = images[index]
+        images[index] = op(changed, *args, out=changed)
+        return images
+
 
 class GeometricAugmenter(GlyphAugmenter):
     """A glyph warp; its params hold ``forward`` ``(m, 2, 2)`` and ``shift`` ``(m, 2)`` maps about the

@@ -36,9 +36,7 @@ class GaussianNoise(ImageAugmenter):
     def transform(self, images, params):
         index = params["index"]
         noise = F.noise_from_bank(params["bank"], params["offsets"], images.shape[1:])
-        changed = images[index]  # a copy: changed in place, then put back
-        images[index] = F.add_noise(changed, noise, params["scale"], out=changed)
-        return images
+        return self.apply_to(images, index, F.add_noise, noise, params["scale"])
 
 
 class SaltPepper(ImageAugmenter):
@@ -65,9 +63,7 @@ class SaltPepper(ImageAugmenter):
 
     def transform(self, images, params):
         index = params["index"]
-        changed = images[index]
-        images[index] = F.salt_pepper(changed, params["counts"], params["positions"], params["white"], out=changed)
-        return images
+        return self.apply_to(images, index, F.salt_pepper, params["counts"], params["positions"], params["white"])
 
 
 class GaussianBlur(ImageAugmenter):
@@ -123,9 +119,7 @@ class Contrast(ImageAugmenter):
 
     def transform(self, images, params):
         index = params["index"]
-        changed = images[index]
-        images[index] = F.contrast(changed, params["darkness"], params["contrast"], params["brightness"], out=changed)
-        return images
+        return self.apply_to(images, index, F.contrast, params["darkness"], params["contrast"], params["brightness"])
 
 
 class Background(ImageAugmenter):
@@ -158,9 +152,7 @@ class Background(ImageAugmenter):
     def transform(self, images, params):
         index = params["index"]
         texture = F.paper_texture(params["rows"], params["columns"], params["flip"], params["ramp"], images.shape[1:])
-        changed = images[index]
-        images[index] = F.darken(changed, texture, params["amplitude"], out=changed)
-        return images
+        return self.apply_to(images, index, F.darken, texture, params["amplitude"])
 
 
 class ScanDegradation(ImageAugmenter):
@@ -202,9 +194,7 @@ class ScanDegradation(ImageAugmenter):
         if "streak_columns" in params:
             streaks = F.streak_profile(params["streak_columns"], params["streak_depth"], images.shape[2])
         levels = max(2, int(round(256 - (256 - self.levels) * min(self.strength, 1.0))))
-        changed = images[index]
-        images[index] = F.scan(changed, params["banding"], streaks, levels, out=changed)
-        return images
+        return self.apply_to(images, index, F.scan, params["banding"], streaks, levels)
 
 
 class FormField(ImageAugmenter):
@@ -261,9 +251,7 @@ class FormField(ImageAugmenter):
             ticks = F.comb_ticks(boxes[comb], w)  # (c, W): columns of the ticks
             tall = (np.arange(h)[None, :] >= (row[comb] - 7)[:, None]) & (np.arange(h)[None, :] <= row[comb, None])
             line[comb] |= tall[:, :, None] & ticks[:, None, :]
-        changed = images[index]
-        images[index] = F.print_under(changed, line, params["value"], out=changed)
-        return images
+        return self.apply_to(images, index, F.print_under, line, params["value"])
 
 
 class JpegArtefacts(ImageAugmenter):
