@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,10 +29,9 @@ def prepare_output_dir(path: str | os.PathLike, name: str = "output_path") -> Pa
     ------
     NotADirectoryError
         When ``path`` (or a parent) is a file.
-    PermissionError
-        When the folder is not writable.
     OSError
-        When the folder cannot be made (no such parent, a read-only file system, ...).
+        When the folder cannot be made or takes no files (no such parent, no permission, a
+        read-only file system, ...).
     """
     if not str(path).strip():
         raise ValueError(f"{name}: expected a folder name, got an empty string")
@@ -44,8 +44,11 @@ def prepare_output_dir(path: str | os.PathLike, name: str = "output_path") -> Pa
         raise NotADirectoryError(f"{name}: a parent of {str(folder)!r} is a file") from None
     except OSError as exc:  # no such parent (/proc), no permission, read-only file system, ...
         raise type(exc)(f"{name}: cannot create {str(folder)!r}: {exc.strerror}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"{name}: {str(folder)!r} is not writable")
+    try:  # a file made and removed: unlike permission bits, this also holds for root, /proc and read-only mounts
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise type(exc)(f"{name}: cannot write files in {str(folder)!r}: {exc.strerror}") from None
     return folder
 
 

@@ -201,6 +201,14 @@ def test_train_writes_a_model_and_its_learning_curve(tmp_path):
      "--out: '/etc/hostname' is a file, expected a folder"),
     (["train", "--out", "m.pt", "--log", "/proc/nosuch/m.csv", "--steps", "2", "--source", "sample"],
      "--log: cannot create '/proc/nosuch'"),
+    (["train", "--out", "/proc/m.pt", "--steps", "2", "--source", "sample"],  # a folder that takes no files
+     "--out: cannot write files in '/proc': No such file or directory"),
+    (["train", "--out", "m.pt", "--log", "m.pt", "--steps", "2", "--source", "sample"],
+     "--log: m.pt is the model's file (--out); give the learning curve another file"),
+    (["train", "--out", "m.pt", "--log", "./m.pt.partial", "--steps", "2", "--source", "sample"],
+     "--log: m.pt.partial is where the training keeps its state; give the learning curve another file"),
+    (["train", "--out", "m.csv", "--steps", "2", "--source", "sample"],
+     "--out: the learning curve goes to the model's name with .csv, here m.csv itself"),
     (["train", "--out", "m.pt", "--steps", "x"], "argument --steps: invalid int value: 'x'"),
     (["recognize", "--model", "no-such-model.pt", "a.png"], "--model: no-such-model.pt is not a file"),
     (["recognize", "a.png"], "seqgen recognize: error: a.png: No such file or directory"),
@@ -210,7 +218,7 @@ def test_train_and_recognize_bad_input_is_one_line_and_exit_2(tmp_path, args, me
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert message in result.stderr
-    assert not (tmp_path / "m.pt").exists()
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.csv").exists()
 
 
 def test_recognize_with_a_file_that_is_not_a_model(tmp_path, test_digits):
