@@ -44,7 +44,8 @@ def score(predicted, labels) -> dict:
     -------
     dict
         ``char_accuracy``: 1 - (sum of edit distances) / (sum of label lengths),
-        so missing and extra digits count; ``sequence_accuracy``: share of exact
+        so missing and extra digits count (it is negative when the reads hold more
+        errors than the labels hold digits, as an untrained model's do); ``sequence_accuracy``: share of exact
         matches; ``n``: number of labels.
     """
     labels = [str(label) for label in labels]
