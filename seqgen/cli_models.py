@@ -122,12 +122,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     state = out.with_name(out.name + ".partial")  # an interrupted run of this command, resumed by it
     resuming = state.exists() and not args.overwrite
     log, log_flag = (Path(args.log), "--log") if args.log else (out.with_suffix(".csv"), "--out")
-    if not args.log and log.resolve() == out.resolve():
+    if args.log:
+        for path, what in ((out, "the model's file (--out)"), (state, "where the training keeps its state")):
+            if log.resolve() == path.resolve():
+                raise ValueError(f"--log: {log} is {what}; give the learning curve another file")
+    elif log.resolve() == out.resolve():
         raise ValueError(f"--out: the learning curve goes to the model's name with .csv, here {out} itself; "
                          "give the model another suffix or pass --log")
-    for path, what in ((out, "the model's file (--out)"), (state, "where the training keeps its state")):
-        if log.resolve() == path.resolve():
-            raise ValueError(f"--log: {log} is {what}; give the learning curve another file")
     if log.exists() and not args.overwrite and not resuming:  # the learning curve is not written over another file
         raise ValueError(f"{log_flag}: {log} (the learning curve) exists; pass --overwrite to replace it")
     for path, flag in ((out, "--out"), (log, log_flag)):  # before, not after, training
@@ -143,8 +144,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                      lr=args.lr, seed=args.seed, workers=args.workers, log_path=log, progress=not args.quiet,
                      state_path=state)
     except TrainingStateError as exc:
-        raise ValueError(f"--out: {exc.path} {exc.problem}; run the command that started it, or pass --overwrite "
-                         "to start again") from None
+        advice = "run the command that started it, or pass --overwrite" if exc.resumable else "pass --overwrite"
+        raise ValueError(f"--out: {exc.path} {exc.problem}; {advice} to start again") from None
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(str(exc).replace("run the same training again", "run the same command again")) \
             from None

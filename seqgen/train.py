@@ -254,7 +254,8 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
     settings = _settings(recognizer, digits, steps, batch_size, lr, recipes, seed, log_every)
     differ = [] if state is None else sorted(k for k in settings if state["settings"].get(k) != settings[k])
     if differ:  # before the model is touched
-        raise TrainingStateError(state_path, f"holds a training with other settings (it differs in {', '.join(differ)})")
+        raise TrainingStateError(state_path, f"holds a training with other settings (it differs in {', '.join(differ)})",
+                                 resumable=True)
 
     keep_freed_memory()
     model = recognizer.model
@@ -330,9 +331,9 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
                     saved = time.monotonic()
             if stop.requested:
                 save()
-            if stop.requested and done < steps:  # a stop during the last step lets the training finish
-                raise KeyboardInterrupt(f"training stopped after step {done:,} of {steps:,}; its state is saved in "
-                                        f"{state_path}: run the same training again to resume it")
+                if done < steps:  # a stop during the last step lets the training finish
+                    raise KeyboardInterrupt(f"training stopped after step {done:,} of {steps:,}; its state is saved "
+                                            f"in {state_path}: run the same training again to resume it")
     finally:
         if log is not None:
             log.close()
@@ -373,11 +374,13 @@ def _load_state(path) -> dict | None:
 
 
 class TrainingStateError(ValueError):
-    """A ``state_path`` that this training cannot resume: ``problem`` says why (for callers that reword it)."""
+    """A ``state_path`` that this training cannot resume: ``problem`` says why, and ``resumable`` whether it
+    holds another training that its own settings would resume (for callers that reword the advice)."""
 
-    def __init__(self, path, problem: str):
-        self.path, self.problem = path, problem
-        super().__init__(f"state_path: {path} {problem}; resume it with the same settings, or remove it to start again")
+    def __init__(self, path, problem: str, resumable: bool = False):
+        self.path, self.problem, self.resumable = path, problem, resumable
+        advice = "resume it with the same settings, or remove it" if resumable else "remove it"
+        super().__init__(f"state_path: {path} {problem}; {advice} to start again")
 
 
 class _StopRequests:

@@ -221,6 +221,15 @@ def test_train_and_recognize_bad_input_is_one_line_and_exit_2(tmp_path, args, me
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.csv").exists()
 
 
+def test_train_with_a_damaged_state_file_says_to_start_again(tmp_path):
+    (tmp_path / "m.pt.partial").write_bytes(b"not a state")
+    result = run_cli("train", "--out", "m.pt", "--steps", "2", "--source", "sample", "--quiet", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr == (
+        "seqgen train: error: --out: m.pt.partial is not a seqgen training state (UnpicklingError); "
+        "pass --overwrite to start again\n")
+    assert (tmp_path / "m.pt.partial").read_bytes() == b"not a state"
+
+
 def test_recognize_with_a_file_that_is_not_a_model(tmp_path, test_digits):
     from seqgen import generate_phone_numbers
 
