@@ -226,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the CTC sequence model on generated sequences of train digits",
                        description="Train the CTC sequence model. Its state is kept in OUT.partial while it runs "
-                                   "(saved every 30 s, and when Ctrl-C or SIGTERM stops it after the current "
-                                   "step); the same command run again resumes it.")
+                                   "(saved as it starts, every 30 s, and when Ctrl-C or SIGTERM stops it after "
+                                   "the current step); the same command run again resumes it.")
     p.add_argument("--out", required=True, help="model file to write (its learning curve goes beside it, .csv)")
     p.add_argument("--minutes", type=float, help="time budget, turned into a step count by a short probe")
     p.add_argument("--steps", type=int, help="number of batches (reproducible; instead of --minutes)")
