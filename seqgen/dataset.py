@@ -35,6 +35,9 @@ def encode_labels(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     lengths : ndarray, shape (B,), int64
         Each label's length.
     """
+    if isinstance(labels, (str, bytes)):
+        raise TypeError(f"labels: expected a sequence of digit strings, got one {type(labels).__name__} {labels!r}; "
+                        f"wrap it in a list")
     codes = [check.digit_sequence(str(label), "labels") for label in labels]
     lengths = np.array([len(c) for c in codes], dtype=np.int64)
     targets = np.full((len(codes), int(lengths.max(initial=0))), BLANK, dtype=np.int64)
@@ -46,15 +49,32 @@ def encode_labels(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 def decode_labels(targets: np.ndarray, lengths: np.ndarray | None = None) -> list[str]:
     """Inverse of :func:`encode_labels`: ``(B, L)`` digit values (blank-padded) -> digit strings.
 
-    Without ``lengths`` a label ends at its first :data:`BLANK`.
+    Without ``lengths`` a label ends at its first :data:`BLANK`; with them, a
+    :data:`BLANK` inside a label's length is an error.
     """
     targets = np.asarray(targets)
     if targets.ndim != 2:
         raise ValueError(f"targets: expected a 2-D array (B, L), got shape {targets.shape}")
-    if lengths is None:
-        is_blank = targets == BLANK
-        lengths = np.where(is_blank.any(axis=1), is_blank.argmax(axis=1), targets.shape[1])
-    return ["".join(map(str, row[:n].tolist())) for row, n in zip(targets, np.asarray(lengths))]
+    if targets.size and (targets.dtype.kind not in "iu" or targets.min() < 0 or targets.max() > BLANK):
+        bad = targets.ravel()[0] if targets.dtype.kind not in "iu" else (
+            targets.min() if targets.min() < 0 else targets.max())
+        raise ValueError(f"targets: expected ints 0-9 and the blank {BLANK}, got {bad.item()!r} ({targets.dtype})")
+    if lengths is None:  # the digits before the first blank
+        lengths = np.cumprod(targets != BLANK, axis=1).sum(axis=1)
+    else:
+        lengths = np.asarray(lengths)
+        if lengths.shape != targets.shape[:1] or (lengths.size and lengths.dtype.kind not in "iu"):
+            raise ValueError(f"lengths: expected {len(targets)} ints, one per row of targets, got "
+                             f"{lengths.dtype} shape {lengths.shape}")
+        outside = (lengths < 0) | (lengths > targets.shape[1])
+        if outside.any():
+            raise ValueError(f"lengths: expected 0 to {targets.shape[1]} (the width of targets), "
+                             f"got {lengths[outside][0].item()}")
+        blank_inside = (targets == BLANK) & (np.arange(targets.shape[1]) < lengths[:, None])
+        if blank_inside.any():
+            row = int(blank_inside.any(axis=1).argmax())
+            raise ValueError(f"targets: row {row} has the blank {BLANK} within its length {lengths[row]}")
+    return ["".join(map(str, row[:n].tolist())) for row, n in zip(targets, lengths)]
 
 
 class EpochSampler:

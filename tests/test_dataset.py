@@ -104,6 +104,28 @@ def test_label_encoding_round_trip():
     assert DataGenerator.decode_labels(*DataGenerator.encode_labels(["42"])) == ["42"]
     with pytest.raises(ValueError, match="labels: expected only the characters 0-9"):
         encode_labels(["12x"])
+    with pytest.raises(TypeError, match="labels: expected a sequence of digit strings, got one str '123'"):
+        encode_labels("123")  # would be three labels of one digit each
+    assert decode_labels(np.array([[1, BLANK, 3], [BLANK] * 3, [1, 2, 3]])) == ["1", "", "123"]
+    assert decode_labels(np.zeros((2, 0), np.int64)) == ["", ""]
+
+
+@pytest.mark.parametrize(
+    "targets, lengths, pattern",
+    [
+        ([[1, 12, 3]], None, "targets: expected ints 0-9 and the blank 10, got 12"),
+        ([[1, -1, 3]], None, "targets: expected ints 0-9 and the blank 10, got -1"),
+        ([[1.5, 2.0]], None, r"targets: expected ints 0-9 and the blank 10, got 1.5 \(float64\)"),
+        ([[1, 2], [3, 4]], [2], r"lengths: expected 2 ints, one per row of targets, got int64 shape \(1,\)"),
+        ([[1, 2]], [2.0], "lengths: expected 1 ints, one per row of targets, got float64"),
+        ([[1, 2]], [3], r"lengths: expected 0 to 2 \(the width of targets\), got 3"),
+        ([[1, 2]], [-1], "lengths: expected 0 to 2 .*, got -1"),
+        ([[1, BLANK, 3]], [3], "targets: row 0 has the blank 10 within its length 3"),
+    ],
+)
+def test_decode_labels_refuses_what_is_not_a_label(targets, lengths, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        decode_labels(np.array(targets), None if lengths is None else np.array(lengths))
 
 
 @pytest.mark.parametrize(
