@@ -253,6 +253,10 @@ def test_resolve_and_bad_arguments():
         GaussianBlur(strength=-1)
     with pytest.raises(TypeError, match="augmenters: expected Augmenter instances, got str"):
         Pipeline(["blur"])
+    with pytest.raises(TypeError, match="augmenters: expected a list of Augmenter instances, got Affine; wrap it"):
+        Pipeline(Affine())
+    with pytest.raises(TypeError, match="augmenters: expected a list of Augmenter instances, got int$"):
+        Pipeline(3)
 
 
 def test_params_then_a_plain_function_on_any_array():

@@ -9,6 +9,7 @@ magnitudes (0 = no change, 1 = the documented defaults).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 import numbers
 
 import numpy as np
@@ -140,6 +141,9 @@ class Pipeline:
     """
 
     def __init__(self, augmenters):
+        if isinstance(augmenters, Augmenter) or not isinstance(augmenters, Iterable):
+            raise TypeError(f"augmenters: expected a list of Augmenter instances, got {type(augmenters).__name__}"
+                            + ("; wrap it in a list" if isinstance(augmenters, Augmenter) else ""))
         augmenters = list(augmenters)
         for a in augmenters:
             if not isinstance(a, Augmenter):
