@@ -117,7 +117,11 @@ class DigitSet:
         """
         images, labels = self.images, self.labels
         if index is not None:
-            images, labels = images[index], labels[index]
+            try:
+                labels = labels[index]
+            except IndexError as error:
+                raise IndexError(f"index: {error} (this DigitSet has {len(self.labels)} digits)") from None
+            images = images[index]
         if per_class is not None:
             if per_class < 1:
                 raise ValueError(f"per_class: expected a positive int, got {per_class}")

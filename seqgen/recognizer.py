@@ -48,6 +48,10 @@ def score(predicted, labels) -> dict:
         errors than the labels hold digits, as an untrained model's do); ``sequence_accuracy``: share of exact
         matches; ``n``: number of labels.
     """
+    for name, value in (("predicted", predicted), ("labels", labels)):
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"{name}: expected a sequence of digit strings, got one {type(value).__name__} "
+                            f"{value!r}; wrap it in a list")
     labels = [str(label) for label in labels]
     if len(predicted) != len(labels):
         raise ValueError(f"labels: expected {len(predicted)} labels, got {len(labels)}")
@@ -75,8 +79,10 @@ def check_images(images) -> list[np.ndarray]:
     for im in items:
         if not np.issubdtype(im.dtype, np.floating):
             raise TypeError(f"images: expected float images in [0, 1] (1 = white), got dtype {im.dtype}")
-        if im.size and (np.nanmin(im) < 0 or np.nanmax(im) > 1):
-            raise ValueError("images: expected values in [0, 1] (1 = white paper, 0 = black ink)")
+        lo, hi = (float(im.min()), float(im.max())) if im.size else (0.0, 1.0)
+        if not 0 <= lo <= hi <= 1:  # NaN fails every comparison
+            found = "NaN" if np.isnan(lo) or np.isnan(hi) else f"values from {lo:g} to {hi:g}"
+            raise ValueError(f"images: expected values in [0, 1] (1 = white paper, 0 = black ink), got {found}")
     return items
 
 

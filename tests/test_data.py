@@ -151,6 +151,8 @@ def test_subset(train_digits):
     assert small.split == "train" and small.name == "sample"
     assert len(train_digits.subset(np.arange(5))) == 5
     assert len(train_digits.subset(train_digits.labels == 4)) == 400
+    with pytest.raises(IndexError, match=f"index: index 5000 is out of bounds .* has {len(train_digits)} digits"):
+        train_digits.subset([0, 5000])
 
 
 def test_load_mnist_rejects_bad_arguments(tmp_path):

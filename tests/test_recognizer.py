@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from seqgen import generate_numbers_sequence, generate_phone_numbers
-from seqgen.recognizer import BaselineRecognizer, edit_distance, evaluate_grid, native_width
+from seqgen.recognizer import BaselineRecognizer, edit_distance, evaluate_grid, native_width, score
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,9 @@ def test_predict_accepts_a_list_of_widths(small_model, test_digits):
         (np.ones((2, 27, 90), np.float32), ValueError, r"images: expected shape \(N, 28, W\), got \(2, 27, 90\)"),
         (np.ones((28, 90), np.float32), ValueError, r"images: expected shape \(N, 28, W\)"),
         (np.full((1, 28, 90), 255, np.uint8), TypeError, "images: expected float images in \\[0, 1\\]"),
-        (np.full((1, 28, 90), 2.0, np.float32), ValueError, r"images: expected values in \[0, 1\]"),
+        (np.full((1, 28, 90), 2.0, np.float32), ValueError, r"images: expected values in \[0, 1\] .*, got values from 2 to 2$"),
+        (np.full((1, 28, 90), np.nan, np.float32), ValueError, r"images: expected values in \[0, 1\] .*, got NaN$"),
+        ([np.ones((28, 50), np.float32), np.array([[np.nan] * 50] + [[1.0] * 50] * 27)], ValueError, "got NaN$"),
         ("image.png", TypeError, "images: expected an \\(N, 28, W\\) array"),
     ],
 )
@@ -57,6 +59,10 @@ def test_unfitted_model_and_bad_labels(small_model):
         BaselineRecognizer().predict(np.ones((1, 28, 50), np.float32))
     with pytest.raises(ValueError, match="labels: expected 1 labels, got 2"):
         small_model.evaluate(np.ones((1, 28, 50), np.float32), ["1", "2"])
+    with pytest.raises(TypeError, match="labels: expected a sequence of digit strings, got one str '12'; wrap it"):
+        score(["1", "2"], "12")  # would be two labels of one digit each
+    with pytest.raises(TypeError, match="predicted: expected a sequence of digit strings, got one str"):
+        score("12", ["1", "2"])
 
 
 def test_save_load_round_trip(small_model, test_digits, tmp_path):
