@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import numbers
 import signal
 import threading
 import time
@@ -143,6 +144,44 @@ STATE_FORMAT = 1
 TRAIN_BYTES_PER_PIXEL = 450
 
 
+#: What a recipe may set: the DataGenerator settings that ``train`` does not set itself.
+RECIPE_KEYS = ("image_width", "spacing_range", "length", "augment", "fit", "align")
+
+
+def check_recipes(recipes) -> tuple[dict, ...]:
+    """Refuse ``recipes`` that are not a non-empty sequence of dicts of valid :data:`RECIPE_KEYS` settings,
+    at least :data:`MIN_WIDTH` pixels wide; errors name the recipe (``recipes[2]: ...``)."""
+    if isinstance(recipes, (dict, str, bytes)) or not isinstance(recipes, (list, tuple)):
+        raise TypeError(f"recipes: expected a list of dicts of DataGenerator settings, got {type(recipes).__name__}")
+    if not recipes:
+        raise ValueError("recipes: expected at least one recipe")
+    for i, recipe in enumerate(recipes):
+        if not isinstance(recipe, dict):
+            raise TypeError(f"recipes[{i}]: expected a dict of DataGenerator settings, got {type(recipe).__name__}")
+        unknown = sorted(set(recipe) - set(RECIPE_KEYS))
+        if unknown:
+            raise ValueError(f"recipes[{i}]: unknown or reserved setting(s) {', '.join(map(repr, unknown))}; a recipe "
+                             f"sets some of {', '.join(RECIPE_KEYS)} (train sets the batch size, seeds and digits)")
+        try:  # the same checks as the batches' own generators, before any work starts
+            width = DataGenerator(batch_size=1, **recipe).options.image_width
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"recipes[{i}]: {exc}") from None
+        if width < MIN_WIDTH:
+            raise ValueError(f"recipes[{i}]: image_width must be at least {MIN_WIDTH} for CTC, got {width}")
+    return tuple(recipes)
+
+
+def _check_file_path(path, name: str) -> None:
+    """Refuse a file ``path`` that is a folder, or whose folder cannot be made or written to."""
+    from .io import prepare_output_dir
+
+    if not str(path).strip():
+        raise ValueError(f"{name}: expected a file name, got an empty string")
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{name}: {str(path)!r} is a folder, expected a file name")
+    prepare_output_dir(Path(path).parent, name)
+
+
 def check_batch_memory(batch_size: int, recipes=RECIPES) -> None:
     """Refuse a ``batch_size`` whose training step on the widest of ``recipes`` would not fit in this
     machine's memory."""
@@ -220,13 +259,15 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers: expected an int >= 0, got {workers!r}")
     check_local_processes(workers)
-    if not recipes:
-        raise ValueError("recipes: expected at least one recipe")
-    for recipe in recipes:
-        width = recipe.get("image_width", 200)
-        if width < MIN_WIDTH:
-            raise ValueError(f"recipes: image_width must be at least {MIN_WIDTH} for CTC, got {width}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
+    recipes = check_recipes(recipes)
     check_batch_memory(batch_size, recipes)
+    for name, path in (("log_path", log_path), ("state_path", state_path)):
+        if path is not None:
+            _check_file_path(path, name)
+    if log_path is not None and state_path is not None and Path(log_path).resolve() == Path(state_path).resolve():
+        raise ValueError(f"log_path, state_path: expected two different files, got {str(log_path)!r} for both")
     if not (isinstance(save_every, (int, float)) and 0 <= save_every < math.inf):
         raise ValueError(f"save_every: expected seconds >= 0, got {save_every!r}")
     previous_threads = torch.get_num_threads()

@@ -91,13 +91,36 @@ def test_fit_is_train_with_the_baseline_surface(train_digits):
     ({"steps": 2, "workers": -1}, "workers: expected an int >= 0"),
     ({"steps": 2, "workers": 10_000}, r"workers: at most \d+ local worker processes on this machine"),
     ({"steps": 2, "recipes": ()}, "recipes: expected at least one recipe"),
-    ({"steps": 2, "recipes": ({"image_width": 60},)}, "recipes: image_width must be at least 96"),
+    ({"steps": 2, "recipes": ({"image_width": 60},)}, r"recipes\[0\]: image_width must be at least 96 for CTC, got 60"),
+    ({"steps": 2, "recipes": ({}, {"image_widht": 200})},
+     r"recipes\[1\]: unknown or reserved setting\(s\) 'image_widht'; a recipe sets some of image_width, "),
+    ({"steps": 2, "recipes": ({"seed": 3, "batch_size": 8},)}, r"recipes\[0\]: .* 'batch_size', 'seed'; .*train sets"),
+    ({"steps": 2, "recipes": ({"augment": "wild"},)}, r"recipes\[0\]: augment: expected None, a Pipeline or one of"),
+    ({"steps": 2, "seed": -1}, "seed: expected an int >= 0, got -1"),
+    ({"steps": 2, "seed": "x"}, "seed: expected an int >= 0, got 'x'"),
     ({"steps": 2, "batch_size": 1_000_000},
      r"batch_size: a step on 1,000,000 sequences 350 pixels wide needs about [\d,.]+ GiB, more than this machine's"),
 ])
 def test_bad_training_options_are_refused(train_digits, kwargs, message):
     with pytest.raises(ValueError, match=message):
         train(SequenceRecognizer(**TINY), train_digits, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"recipes": {"image_width": 200}}, TypeError, "recipes: expected a list of dicts of DataGenerator settings, got dict"),
+    ({"recipes": ["light"]}, TypeError, r"recipes\[0\]: expected a dict of DataGenerator settings, got str"),
+    ({"recipes": [{"image_width": "200"}]}, TypeError, r"recipes\[0\]: image_width: expected a positive int"),
+    ({"seed": None}, ValueError, "seed: expected an int >= 0, got None"),
+    ({"log_path": "m.csv", "state_path": "./m.csv"}, ValueError,
+     "log_path, state_path: expected two different files, got 'm.csv' for both"),
+    ({"log_path": "."}, IsADirectoryError, "log_path: '.' is a folder, expected a file name"),
+    ({"state_path": "/proc/m.pt.partial"}, OSError, "state_path: cannot write files in '/proc'"),
+])
+def test_bad_recipes_and_paths_are_refused_before_any_work(train_digits, tmp_path, monkeypatch, kwargs, error, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match=message):
+        train(SequenceRecognizer(**TINY), train_digits, steps=2, progress=False, **kwargs)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_test_digits_never_train_a_model(test_digits):
