@@ -9,8 +9,8 @@ magnitudes (0 = no change, 1 = the documented defaults).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 import numbers
+from collections.abc import Iterable
 
 import numpy as np
 
