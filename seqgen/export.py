@@ -93,11 +93,15 @@ def _check_part(part) -> tuple[int, int]:
     return k, m
 
 
-def _check_runner(fs, output, workers, scheduler) -> int:
-    """``workers`` checked; Dask installed and the scheduler reachable when shards run elsewhere."""
+def _check_runner(fs, output, workers, scheduler) -> tuple[int, tuple[int, str] | None]:
+    """``workers`` checked; Dask installed and the scheduler reachable when shards run elsewhere.
+
+    Also returns the smallest memory limit among the scheduler's workers, in bytes, and which
+    worker's it is (None without a scheduler, or when no worker has a limit).
+    """
     workers = check.positive_int(workers, "workers")
     if workers == 1 and scheduler is None:
-        return workers
+        return workers, None
     if scheduler is None:
         check_local_processes(workers)
     if importlib.util.find_spec("distributed") is None:
@@ -109,10 +113,24 @@ def _check_runner(fs, output, workers, scheduler) -> int:
         from dask.distributed import Client
 
         try:
-            Client(scheduler, timeout="5s").close()
+            client = Client(scheduler, timeout="5s")
         except (OSError, TimeoutError, ValueError, TypeError) as exc:
             raise ValueError(f"scheduler: cannot reach {scheduler!r} ({type(exc).__name__}: {exc})") from None
-    return workers
+        with client:  # a remote worker renders whole shards in its own memory, not this machine's
+            limits = [(info.get("memory_limit") or 0, address)
+                      for address, info in client.scheduler_info()["workers"].items()]
+        limits = [limit for limit in limits if limit[0] > 0]
+        if limits:
+            smallest, address = min(limits)
+            return workers, (smallest, f"memory limit of Dask worker {address}")
+    return workers, None
+
+
+def _check_worker_memory(plan: "ExportPlan", worker_memory) -> None:
+    """Refuse shards larger than the smallest remote worker's memory limit (see :func:`_check_runner`)."""
+    if worker_memory is not None:
+        check.fits_in_memory(plan.largest_shard, plan.options.image_width, "shard_size",
+                             "use smaller shards or workers with more memory", limit=worker_memory)
 
 
 def _open_destination(fs, root: str, manifest: Manifest, fingerprint: dict) -> dict:
@@ -195,10 +213,11 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
     options = Options.check(image_width, spacing_range, fit, align)
     if png_level not in (0, 1):
         raise ValueError(f"png_level: expected 0 or 1, got {png_level!r}")
-    workers = _check_runner(fs, output, workers, scheduler)
+    workers, worker_memory = _check_runner(fs, output, workers, scheduler)
     part = None if part is None else _check_part(part)
     plan = ExportPlan(num_images, options, length=length, source=source, augment=augment, seed=seed,
                       shard_size=shard_size)
+    _check_worker_memory(plan, worker_memory)
     return _write(plan, spec, fs, root, output, png_level, workers, scheduler, part, progress)
 
 
@@ -212,8 +231,9 @@ def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: in
                  scheduler: str | None = None, part: tuple[int, int] | None = None, progress: bool = False) -> dict:
     """Write (or resume) the export ``plan`` describes; see :func:`export`."""
     spec, fs, root = _check_format(format, output)
-    workers = _check_runner(fs, output, workers, scheduler)
+    workers, worker_memory = _check_runner(fs, output, workers, scheduler)
     part = None if part is None else _check_part(part)
+    _check_worker_memory(plan, worker_memory)
     return _write(plan, spec, fs, root, output, png_level, workers, scheduler, part, progress)
 
 

@@ -125,11 +125,12 @@ def image_bytes(images: int, image_width: int) -> int:
 
 
 def fits_in_memory(images: int, image_width: int, names: str, advice: str, at_once: int = 1,
-                   unit: str = "batches") -> None:
+                   unit: str = "batches", limit: tuple[int, str] | None = None) -> None:
     """Refuse work whose float32 images (``at_once`` ``unit`` of ``images`` each) would not fit in
-    this machine's memory: an error naming ``names``, with ``advice``."""
-    total, need = physical_memory(), at_once * image_bytes(images, image_width)
+    this machine's memory, or in ``limit`` (bytes, and whose they are): an error naming ``names``, with ``advice``."""
+    total, need = physical_memory() if limit is None else limit[0], at_once * image_bytes(images, image_width)
     if total is not None and need > total:
         what = f"{images:,} images of width {image_width}" + (f", {at_once} {unit} at once," if at_once > 1 else "")
-        raise ValueError(f"{names}: {what} need {need / 2**30:,.1f} GiB in memory, more than this machine's "
-                         f"{total / 2**30:,.1f} GiB; {advice}")
+        room = (f"this machine's {total / 2**30:,.1f} GiB" if limit is None else
+                f"the {total / 2**30:,.2f} GiB {limit[1]}")
+        raise ValueError(f"{names}: {what} need {need / 2**30:,.1f} GiB in memory, more than {room}; {advice}")
