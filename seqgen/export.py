@@ -126,7 +126,7 @@ def _check_runner(fs, output, workers, scheduler) -> tuple[int, tuple[int, str] 
     return workers, None
 
 
-def _check_worker_memory(plan: "ExportPlan", worker_memory) -> None:
+def _check_worker_memory(plan: ExportPlan, worker_memory) -> None:
     """Refuse shards larger than the smallest remote worker's memory limit (see :func:`_check_runner`)."""
     if worker_memory is not None:
         check.fits_in_memory(plan.largest_shard, plan.options.image_width, "shard_size",
