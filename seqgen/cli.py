@@ -235,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 0.003)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches (default 0)")
     p.add_argument("--workers", type=int, default=1, help="DataLoader worker processes (default 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for the model (default: one per core); the same weights need the same count")
     p.add_argument("--source", default="auto",
                    help="train digits: auto, mnist, sample or a folder of MNIST files (default auto)")
     p.add_argument("--log", help="learning-curve CSV (default: --out with .csv)")
@@ -256,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # bare `seqgen`: say what it can do
         parser.print_usage(sys.stderr)
         return 2
-    warnings.formatwarning = lambda message, *_args, **_kw: f"seqgen: warning: {message}\n"
+    warnings.formatwarning = lambda message, *_args, **_kw: f"seqgen: warning: {as_flags(str(message))}\n"
     from .export import ExportError
     from .sources import MnistUnavailableError
 
@@ -289,12 +291,12 @@ FLAGS = {"image_width": "--image-width", "spacing_range": "--spacing", "num_imag
          "digits": "--digits", "output": "--output-dir", "output_path": "--output-dir", "seed": "--seed",
          "source": "--source", "shard_size": "--shard-size", "workers": "--workers", "length": "--length",
          "scheduler": "--scheduler", "phone numbers": "--spacing", "data_dir": "--data-dir",
-         "retries": "--retries", "batch_size": "--batch-size"}
+         "retries": "--retries", "batch_size": "--batch-size", "threads": "--threads", "state_path": "--out"}
 
 
 #: The API's spellings inside such messages, as the command line's.
 PHRASES = {"fit='shrink' or 'stretch'": "--fit shrink or stretch", "image_width=": "--image-width ",
-           "a smaller spacing_range": "a smaller --spacing"}
+           "a smaller spacing_range": "a smaller --spacing", "(threads=": "(--threads "}
 
 
 def as_flags(message: str) -> str:

@@ -113,6 +113,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise ValueError(f"--workers: expected an int >= 0, got {args.workers}")
     check_local_processes(args.workers, "--workers")
+    if args.threads is not None:
+        positive_int(args.threads, "--threads")
     check_batch_memory(args.batch_size)
     out = Path(args.out)
     if not args.out or out.is_dir():
@@ -141,8 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"resuming the training saved in {state}", file=sys.stderr)
     try:
         rows = train(recognizer, digits, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-                     lr=args.lr, seed=args.seed, workers=args.workers, log_path=log, progress=not args.quiet,
-                     state_path=state)
+                     lr=args.lr, seed=args.seed, workers=args.workers, threads=args.threads, log_path=log,
+                     progress=not args.quiet, state_path=state)
     except TrainingStateError as exc:
         advice = "run the command that started it, or pass --overwrite" if exc.resumable else "pass --overwrite"
         raise ValueError(f"--out: {exc.path} {exc.problem}; {advice} to start again") from None

@@ -16,6 +16,7 @@ import numbers
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from .augment import Affine, Elastic, Pipeline, Size, StrokeWidth
 from .digits import DigitSet
 from .dataset import BLANK, DataGenerator, encode_labels
 from .model import SequenceRecognizer, best_paths
-from .parallel import check_local_processes
+from .parallel import available_cores, check_local_processes, max_local_processes
 from .recognizer import score
 
 #: Glyph-level jitter only (no paper or noise effects): unseen writers' digits vary in
@@ -222,7 +223,8 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
     workers : int
         DataLoader worker processes drawing batches (0: in this process).
     threads : int, optional
-        Torch threads for the model (default: one per core).
+        Torch threads for the model (default: one per core).  The weights depend on it in their
+        last bits, which grow over a run: the same weights need the same count.
     log_path : path, optional
         CSV learning curve (:data:`LOG_COLUMNS`), one row every ``log_every`` steps; a file there is replaced.
     progress : bool
@@ -272,7 +274,10 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
         raise ValueError(f"save_every: expected seconds >= 0, got {save_every!r}")
     previous_threads = torch.get_num_threads()
     if threads is not None:
-        torch.set_num_threads(positive_int(threads, "threads"))
+        if positive_int(threads, "threads") > max_local_processes():  # each would only share the cores
+            raise ValueError(f"threads: at most {max_local_processes()} torch threads on this machine "
+                             f"({available_cores()} cores), got {threads}")
+        torch.set_num_threads(threads)
     try:
         return _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, workers, log_path,
                       log_every, progress, state_path, save_every)
@@ -317,8 +322,14 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
     warmup = min(200, max(1, steps // 10))
     start = time.perf_counter() - elapsed
 
+    threads = torch.get_num_threads()
+    if state is not None and state.get("threads", threads) != threads:
+        warnings.warn(f"state_path: {state_path} began with {state['threads']} torch threads and resumes with "
+                      f"{threads}: its weights will differ from an unstopped run's (threads={state['threads']} "
+                      "keeps them the same)", RuntimeWarning, stacklevel=3)
+
     def save() -> None:
-        _save_state(state_path, {"settings": settings, "step": done, "model": model.state_dict(),
+        _save_state(state_path, {"settings": settings, "step": done, "threads": threads, "model": model.state_dict(),
                                  "optimizer": optimizer.state_dict(), "rows": rows,
                                  "window": [[float(x) for x in losses], [str(x) for x in reads], [str(x) for x in truths]],
                                  "seconds": time.perf_counter() - start})
@@ -380,7 +391,7 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
             log.close()
     model.eval()
     recognizer.trained_on = f"{digits.name}/{digits.split}"
-    recognizer.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+    recognizer.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "threads": threads,
                            "samples": steps * batch_size, "seconds": round(time.perf_counter() - start, 1)}
     return rows
 

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -161,8 +162,9 @@ def test_recognize_reads_with_the_shipped_sequence_model_by_default(tmp_path, te
 def test_train_writes_a_model_and_its_learning_curve(tmp_path):
     out = tmp_path / "m.pt"
     result = run_cli("train", "--steps", "3", "--batch-size", "4", "--workers", "0", "--source", "sample",
-                     "--quiet", "--out", str(out))
+                     "--threads", "1", "--quiet", "--out", str(out))
     assert result.returncode == 0, result.stderr
+    assert torch.load(out, weights_only=True)["training"]["threads"] == 1
     assert result.stdout.startswith("trained 3 steps (12 sequences") and str(out) in result.stdout
     assert out.is_file() and (tmp_path / "m.csv").read_text().startswith("step,samples,seconds,lr,loss")
     again = run_cli("train", "--steps", "3", "--source", "sample", "--quiet", "--out", str(out))
@@ -210,6 +212,9 @@ def test_train_writes_a_model_and_its_learning_curve(tmp_path):
     (["train", "--out", "m.csv", "--steps", "2", "--source", "sample"],
      "--out: the learning curve goes to the model's name with .csv, here m.csv itself"),
     (["train", "--out", "m.pt", "--steps", "x"], "argument --steps: invalid int value: 'x'"),
+    (["train", "--out", "m.pt", "--steps", "2", "--threads", "0"], "--threads: expected a positive int, got 0"),
+    (["train", "--out", "m.pt", "--steps", "2", "--threads", "100000", "--source", "sample"],
+     "--threads: at most"),
     (["recognize", "--model", "no-such-model.pt", "a.png"], "--model: no-such-model.pt is not a file"),
     (["recognize", "a.png"], "seqgen recognize: error: a.png: No such file or directory"),
 ])

@@ -186,6 +186,27 @@ def test_a_stopped_training_resumes_to_the_weights_of_an_unstopped_one(workers, 
     assert torch.equal(next(iter(finished.model.state_dict().values())), next(iter(whole.model.state_dict().values())))
 
 
+def test_the_weights_need_the_same_thread_count_and_a_resume_with_another_warns(train_digits, tmp_path, monkeypatch):
+    options = {"steps": 4, "batch_size": 8, "recipes": RECIPE, "workers": 0, "progress": False}
+    one, two = SequenceRecognizer(**TINY, seed=2), SequenceRecognizer(**TINY, seed=2)
+    train(one, train_digits, threads=1, **options)
+    train(two, train_digits, threads=2, **options)
+    assert one.training["threads"] == 1 and two.training["threads"] == 2
+    # what the docs say: sums split over threads round differently, and the difference grows
+    assert not all(torch.equal(a, b) for a, b in zip(one.model.state_dict().values(), two.model.state_dict().values()))
+
+    state = tmp_path / "m.pt.partial"
+    _stopped_at(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train(SequenceRecognizer(**TINY, seed=2), train_digits, threads=1, state_path=state, **options)
+    monkeypatch.undo()
+    with pytest.warns(RuntimeWarning, match=r"state_path: .*m.pt.partial began with 1 torch threads and resumes with 2: "
+                                            r"its weights will differ from an unstopped run's \(threads=1 keeps"):
+        train(SequenceRecognizer(**TINY, seed=2), train_digits, threads=2, state_path=state, **options)
+    with pytest.raises(ValueError, match=r"threads: at most \d+ torch threads on this machine \(\d+ cores\), got 100000"):
+        train(SequenceRecognizer(**TINY, seed=2), train_digits, threads=100_000, **options)
+
+
 def test_a_state_of_other_settings_is_refused(train_digits, tmp_path, monkeypatch):
     options = {"steps": 6, "batch_size": 8, "recipes": RECIPE, "workers": 0, "threads": 1, "progress": False}
     state = tmp_path / "m.pt.partial"
