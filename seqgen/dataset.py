@@ -35,9 +35,7 @@ def encode_labels(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     lengths : ndarray, shape (B,), int64
         Each label's length.
     """
-    if isinstance(labels, (str, bytes)):
-        raise TypeError(f"labels: expected a sequence of digit strings, got one {type(labels).__name__} {labels!r}; "
-                        f"wrap it in a list")
+    check.not_one_string(labels, "labels")
     codes = [check.digit_sequence(str(label), "labels") for label in labels]
     lengths = np.array([len(c) for c in codes], dtype=np.int64)
     targets = np.full((len(codes), int(lengths.max(initial=0))), BLANK, dtype=np.int64)

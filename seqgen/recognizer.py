@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .digits import DigitSet
+from .validation import not_one_string
 
 _FORMAT = 1  # version of the saved-model file layout
 _MIN_AREA = 6  # components smaller than this many pixels are specks
@@ -48,10 +49,8 @@ def score(predicted, labels) -> dict:
         errors than the labels hold digits, as an untrained model's do); ``sequence_accuracy``: share of exact
         matches; ``n``: number of labels.
     """
-    for name, value in (("predicted", predicted), ("labels", labels)):
-        if isinstance(value, (str, bytes)):
-            raise TypeError(f"{name}: expected a sequence of digit strings, got one {type(value).__name__} "
-                            f"{value!r}; wrap it in a list")
+    not_one_string(predicted, "predicted")
+    not_one_string(labels, "labels")
     labels = [str(label) for label in labels]
     if len(predicted) != len(labels):
         raise ValueError(f"labels: expected {len(predicted)} labels, got {len(labels)}")

@@ -110,6 +110,14 @@ def digit_sequence(digits, name: str = "digits") -> np.ndarray:
     return np.asarray(values, dtype=np.int8)
 
 
+def not_one_string(labels, name: str = "labels") -> None:
+    """Refuse a bare ``str`` (or ``bytes``) where a sequence of digit strings is expected: iterating it
+    would make one label of each character."""
+    if isinstance(labels, (str, bytes)):
+        raise TypeError(f"{name}: expected a sequence of digit strings, got one {type(labels).__name__} "
+                        f"{labels!r}; wrap it in a list")
+
+
 def physical_memory() -> int | None:
     """This machine's memory in bytes, or None where the OS does not say."""
     try:
