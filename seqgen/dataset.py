@@ -53,10 +53,10 @@ def decode_labels(targets: np.ndarray, lengths: np.ndarray | None = None) -> lis
     targets = np.asarray(targets)
     if targets.ndim != 2:
         raise ValueError(f"targets: expected a 2-D array (B, L), got shape {targets.shape}")
-    if targets.size and (targets.dtype.kind not in "iu" or targets.min() < 0 or targets.max() > BLANK):
-        bad = targets.ravel()[0] if targets.dtype.kind not in "iu" else (
-            targets.min() if targets.min() < 0 else targets.max())
-        raise ValueError(f"targets: expected ints 0-9 and the blank {BLANK}, got {bad.item()!r} ({targets.dtype})")
+    wrong = (targets < 0) | (targets > BLANK) if targets.dtype.kind in "iu" else np.ones(targets.shape, bool)
+    if wrong.any():
+        raise ValueError(f"targets: expected ints 0-9 and the blank {BLANK}, got {targets[wrong][0].item()!r} "
+                         f"({targets.dtype})")
     if lengths is None:  # the digits before the first blank
         lengths = np.cumprod(targets != BLANK, axis=1).sum(axis=1)
     else:

@@ -152,7 +152,7 @@ RECIPE_KEYS = ("image_width", "spacing_range", "length", "augment", "fit", "alig
 def check_recipes(recipes) -> tuple[dict, ...]:
     """Refuse ``recipes`` that are not a non-empty sequence of dicts of valid :data:`RECIPE_KEYS` settings,
     at least :data:`MIN_WIDTH` pixels wide; errors name the recipe (``recipes[2]: ...``)."""
-    if isinstance(recipes, (dict, str, bytes)) or not isinstance(recipes, (list, tuple)):
+    if not isinstance(recipes, (list, tuple)):
         raise TypeError(f"recipes: expected a list of dicts of DataGenerator settings, got {type(recipes).__name__}")
     if not recipes:
         raise ValueError("recipes: expected at least one recipe")
