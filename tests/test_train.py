@@ -187,22 +187,19 @@ def test_a_stopped_training_resumes_to_the_weights_of_an_unstopped_one(workers, 
 
 
 def test_the_weights_need_the_same_thread_count_and_a_resume_with_another_warns(train_digits, tmp_path, monkeypatch):
+    # (that other counts give other weights is torch's doing, measured in the report, not asserted here)
     options = {"steps": 4, "batch_size": 8, "recipes": RECIPE, "workers": 0, "progress": False}
-    one, two = SequenceRecognizer(**TINY, seed=2), SequenceRecognizer(**TINY, seed=2)
-    train(one, train_digits, threads=1, **options)
-    train(two, train_digits, threads=2, **options)
-    assert one.training["threads"] == 1 and two.training["threads"] == 2
-    # what the docs say: sums split over threads round differently, and the difference grows
-    assert not all(torch.equal(a, b) for a, b in zip(one.model.state_dict().values(), two.model.state_dict().values()))
-
     state = tmp_path / "m.pt.partial"
     _stopped_at(2, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train(SequenceRecognizer(**TINY, seed=2), train_digits, threads=1, state_path=state, **options)
     monkeypatch.undo()
+    assert torch.load(state, weights_only=True)["threads"] == 1
+    resumed = SequenceRecognizer(**TINY, seed=2)
     with pytest.warns(RuntimeWarning, match=r"state_path: .*m.pt.partial began with 1 torch threads and resumes with 2: "
                                             r"its weights will differ from an unstopped run's \(threads=1 keeps"):
-        train(SequenceRecognizer(**TINY, seed=2), train_digits, threads=2, state_path=state, **options)
+        train(resumed, train_digits, threads=2, state_path=state, **options)
+    assert resumed.training["threads"] == 2
     with pytest.raises(ValueError, match=r"threads: at most \d+ torch threads on this machine \(\d+ cores\), got 100000"):
         train(SequenceRecognizer(**TINY, seed=2), train_digits, threads=100_000, **options)
 
