@@ -116,7 +116,7 @@ def _check_runner(fs, output, workers, scheduler) -> tuple[int, tuple[int, str] 
             client = Client(scheduler, timeout="5s")
         except (OSError, TimeoutError, ValueError, TypeError) as exc:
             raise ValueError(f"scheduler: cannot reach {scheduler!r} ({type(exc).__name__}: {exc})") from None
-        with client:  # a remote worker renders whole shards in its own memory, not this machine's
+        with client:
             limits = [(info.get("memory_limit") or 0, address)
                       for address, info in client.scheduler_info()["workers"].items()]
         limits = [limit for limit in limits if limit[0] > 0]
@@ -124,13 +124,6 @@ def _check_runner(fs, output, workers, scheduler) -> tuple[int, tuple[int, str] 
             smallest, address = min(limits)
             return workers, (smallest, f"memory limit of Dask worker {address}")
     return workers, None
-
-
-def _check_worker_memory(plan: ExportPlan, worker_memory) -> None:
-    """Refuse shards larger than the smallest remote worker's memory limit (see :func:`_check_runner`)."""
-    if worker_memory is not None:
-        check.fits_in_memory(plan.largest_shard, plan.options.image_width, "shard_size",
-                             "use smaller shards or workers with more memory", limit=worker_memory)
 
 
 def _open_destination(fs, root: str, manifest: Manifest, fingerprint: dict) -> dict:
@@ -217,8 +210,7 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
     part = None if part is None else _check_part(part)
     plan = ExportPlan(num_images, options, length=length, source=source, augment=augment, seed=seed,
                       shard_size=shard_size)
-    _check_worker_memory(plan, worker_memory)
-    return _write(plan, spec, fs, root, output, png_level, workers, scheduler, part, progress)
+    return _write(plan, spec, fs, root, output, png_level, workers, scheduler, part, progress, worker_memory)
 
 
 def check_destination(plan: ExportPlan, output, format: str = "png", png_level: int = PNG_LEVEL) -> None:
@@ -233,12 +225,11 @@ def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: in
     spec, fs, root = _check_format(format, output)
     workers, worker_memory = _check_runner(fs, output, workers, scheduler)
     part = None if part is None else _check_part(part)
-    _check_worker_memory(plan, worker_memory)
-    return _write(plan, spec, fs, root, output, png_level, workers, scheduler, part, progress)
+    return _write(plan, spec, fs, root, output, png_level, workers, scheduler, part, progress, worker_memory)
 
 
 def _write(plan: ExportPlan, spec, fs, root: str, output, png_level: int, workers: int, scheduler, part,
-           progress: bool) -> dict:
+           progress: bool, worker_memory: tuple[int, str] | None = None) -> dict:
     """:func:`write_export` once its arguments are checked."""
     indices = range(plan.n_shards)
     if part is not None:
@@ -247,6 +238,9 @@ def _write(plan: ExportPlan, spec, fs, root: str, output, png_level: int, worker
     if scheduler is None and workers > 1:  # the local workers share this machine's memory
         check.fits_in_memory(plan.largest_shard, plan.options.image_width, "shard_size, workers",
                              "use smaller shards or fewer workers", at_once=workers, unit="shards")
+    elif worker_memory is not None:  # a remote worker renders whole shards within its own limit
+        check.fits_in_memory(plan.largest_shard, plan.options.image_width, "shard_size",
+                             "use smaller shards or workers with more memory", limit=worker_memory)
     fingerprint = plan.fingerprint(spec.name, png_level)
     name = "manifest.json" if part is None else f"manifest-{part[0]}-of-{part[1]}.json"
     manifest = Manifest(fs, root, name, {"seqgen_export": MANIFEST_VERSION, "fingerprint": fingerprint,

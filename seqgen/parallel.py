@@ -32,10 +32,10 @@ def max_local_processes() -> int:
     return max(8, 4 * available_cores())
 
 
-def check_local_processes(workers: int, name: str = "workers") -> int:
-    """``workers`` local processes, refused above :func:`max_local_processes`."""
+def check_local_processes(workers: int, name: str = "workers", what: str = "local worker processes") -> int:
+    """``workers`` local processes (or threads: ``what``), refused above :func:`max_local_processes`."""
     if workers > max_local_processes():
-        raise ValueError(f"{name}: at most {max_local_processes()} local worker processes on this machine "
+        raise ValueError(f"{name}: at most {max_local_processes()} {what} on this machine "
                          f"({available_cores()} cores), got {workers}")
     return workers
 

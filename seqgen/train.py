@@ -26,7 +26,7 @@ from .augment import Affine, Elastic, Pipeline, Size, StrokeWidth
 from .digits import DigitSet
 from .dataset import BLANK, DataGenerator, encode_labels
 from .model import SequenceRecognizer, best_paths
-from .parallel import available_cores, check_local_processes, max_local_processes
+from .parallel import check_local_processes
 from .recognizer import score
 
 #: Glyph-level jitter only (no paper or noise effects): unseen writers' digits vary in
@@ -274,10 +274,7 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
         raise ValueError(f"save_every: expected seconds >= 0, got {save_every!r}")
     previous_threads = torch.get_num_threads()
     if threads is not None:
-        if positive_int(threads, "threads") > max_local_processes():  # each would only share the cores
-            raise ValueError(f"threads: at most {max_local_processes()} torch threads on this machine "
-                             f"({available_cores()} cores), got {threads}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(check_local_processes(positive_int(threads, "threads"), "threads", "torch threads"))
     try:
         return _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, workers, log_path,
                       log_every, progress, state_path, save_every)
@@ -338,8 +335,7 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
         save()  # before the learning curve is begun: a run killed before its first timed save resumes from step 0
     log = None
     if log_path is not None:
-        log_path = Path(log_path)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path = Path(log_path)  # its folder was made by train's checks
         log = open(log_path, "w", newline="")
         writer = csv.DictWriter(log, fieldnames=LOG_COLUMNS)
         writer.writeheader()
