@@ -63,16 +63,21 @@ def score(predicted, labels) -> dict:
 
 
 def check_images(images) -> list[np.ndarray]:
-    """Validate sequence images: ``(N, 28, W)`` float in [0, 1] (or a list of ``(28, W)``)."""
+    """Validate sequence images: ``(N, 28, W)`` float in [0, 1] (or a list of ``(28, W)``).
+
+    A trailing channel axis of one, as ``DataGenerator(channels_last=True)`` gives, is dropped:
+    ``(N, 28, W, 1)`` and ``(28, W, 1)`` items are read as ``(N, 28, W)`` and ``(28, W)``.
+    """
     if isinstance(images, np.ndarray):
-        if images.ndim != 3 or images.shape[1] != 28:
-            raise ValueError(f"images: expected shape (N, 28, W), got {images.shape}")
-        items = list(images)
+        if images.ndim not in (3, 4) or images.shape[1] != 28 or images.shape[3:] not in ((), (1,)):
+            raise ValueError(f"images: expected shape (N, 28, W) or (N, 28, W, 1), got {images.shape}")
+        items = list(images if images.ndim == 3 else images[..., 0])
     elif isinstance(images, (list, tuple)):
         items = [np.asarray(im) for im in images]
         for im in items:
-            if im.ndim != 2 or im.shape[0] != 28:
-                raise ValueError(f"images: expected (28, W) arrays, got one of shape {im.shape}")
+            if im.ndim not in (2, 3) or im.shape[0] != 28 or im.shape[2:] not in ((), (1,)):
+                raise ValueError(f"images: expected (28, W) or (28, W, 1) arrays, got one of shape {im.shape}")
+        items = [im[..., 0] if im.ndim == 3 else im for im in items]
     else:
         raise TypeError(f"images: expected an (N, 28, W) array, got {type(images).__name__}")
     for im in items:

@@ -124,6 +124,23 @@ def test_bad_images_are_refused(small):
         small.predict(np.ones((1, 28, 3), np.float32))
 
 
+def test_channels_last_batches_read_as_the_same_images(test_digits):
+    from seqgen import DataGenerator
+
+    model = SequenceRecognizer.load(shipped_model_path())
+    options = dict(batch_size=6, image_width=200, length=(5, 8), source=test_digits, split="test", seed=5)
+    x, _ = DataGenerator(channels_last=True, **options)[0]
+    plain, labels = DataGenerator(**options)[0]
+    assert x.shape == (6, 28, 200, 1)
+    reads = model.predict(x)
+    assert reads == model.predict(plain) == model.predict(list(x)) and any(reads)
+    np.testing.assert_array_equal(model.log_probs(x)[2], model.log_probs(plain)[2])
+    with pytest.raises(ValueError, match=r"images: expected shape \(N, 28, W\) or \(N, 28, W, 1\), got \(6, 28, 200, 3\)"):
+        model.predict(np.repeat(x, 3, axis=3))
+    with pytest.raises(ValueError, match=r"images: expected \(28, W\) or \(28, W, 1\) arrays, got one of shape \(28, 200, 2\)"):
+        model.predict([plain[0], np.repeat(x[1], 2, axis=2)])
+
+
 def test_save_and_load_give_the_same_reads(small, tmp_path, test_digits):
     images, _ = generate_phone_numbers(8, 200, source=test_digits, seed=2)
     small.training = {"steps": 3}

@@ -30,6 +30,12 @@ def test_blank_image_reads_as_empty(small_model):
     assert small_model.predict(np.ones((2, 28, 90), np.float32)) == ["", ""]
 
 
+def test_predict_accepts_a_channel_axis_of_one(small_model, test_digits):
+    images, labels = generate_phone_numbers(4, 200, source=test_digits, seed=2)
+    assert small_model.predict(images[..., None]) == small_model.predict(images)
+    assert small_model.predict([im[..., None] for im in images]) == small_model.predict(images)
+
+
 def test_predict_accepts_a_list_of_widths(small_model, test_digits):
     a = generate_numbers_sequence("123", 90, (8, 8), source=test_digits, seed=1)
     b = generate_numbers_sequence("4567", 150, (8, 8), source=test_digits, seed=1)
@@ -40,13 +46,15 @@ def test_predict_accepts_a_list_of_widths(small_model, test_digits):
 @pytest.mark.parametrize(
     "images, error, pattern",
     [
-        (np.ones((2, 27, 90), np.float32), ValueError, r"images: expected shape \(N, 28, W\), got \(2, 27, 90\)"),
+        (np.ones((2, 27, 90), np.float32), ValueError, r"images: expected shape \(N, 28, W\) or \(N, 28, W, 1\), got \(2, 27, 90\)"),
         (np.ones((28, 90), np.float32), ValueError, r"images: expected shape \(N, 28, W\)"),
         (np.full((1, 28, 90), 255, np.uint8), TypeError, "images: expected float images in \\[0, 1\\]"),
         (np.full((1, 28, 90), 2.0, np.float32), ValueError, r"images: expected values in \[0, 1\] .*, got values from 2 to 2$"),
         (np.full((1, 28, 90), np.nan, np.float32), ValueError, r"images: expected values in \[0, 1\] .*, got NaN$"),
         ([np.ones((28, 50), np.float32), np.array([[np.nan] * 50] + [[1.0] * 50] * 27)], ValueError, "got NaN$"),
         ("image.png", TypeError, "images: expected an \\(N, 28, W\\) array"),
+        (np.ones((2, 28, 90, 3), np.float32), ValueError, r"images: expected shape \(N, 28, W\) or \(N, 28, W, 1\), got \(2, 28, 90, 3\)"),
+        ([np.ones((28, 90, 1), np.float32), np.ones((90,), np.float32)], ValueError, r"got one of shape \(90,\)$"),
     ],
 )
 def test_bad_images_are_clear_errors(small_model, images, error, pattern):
