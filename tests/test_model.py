@@ -128,9 +128,10 @@ def test_channels_last_batches_read_as_the_same_images(test_digits):
     from seqgen import DataGenerator
 
     model = SequenceRecognizer.load(shipped_model_path())
-    options = dict(batch_size=6, image_width=200, length=(5, 8), source=test_digits, split="test", seed=5)
+    options = {"batch_size": 6, "image_width": 200, "length": (5, 8), "source": test_digits, "split": "test",
+               "seed": 5}
     x, _ = DataGenerator(channels_last=True, **options)[0]
-    plain, labels = DataGenerator(**options)[0]
+    plain, _ = DataGenerator(**options)[0]
     assert x.shape == (6, 28, 200, 1)
     reads = model.predict(x)
     assert reads == model.predict(plain) == model.predict(list(x)) and any(reads)

@@ -31,7 +31,7 @@ def test_blank_image_reads_as_empty(small_model):
 
 
 def test_predict_accepts_a_channel_axis_of_one(small_model, test_digits):
-    images, labels = generate_phone_numbers(4, 200, source=test_digits, seed=2)
+    images, _ = generate_phone_numbers(4, 200, source=test_digits, seed=2)
     assert small_model.predict(images[..., None]) == small_model.predict(images)
     assert small_model.predict([im[..., None] for im in images]) == small_model.predict(images)
 
