@@ -10,6 +10,7 @@ turn, through a ``torch.utils.data.DataLoader`` with worker processes.  Batch
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import math
 import numbers
@@ -186,14 +187,12 @@ def _check_file_path(path, name: str) -> None:
 def check_batch_memory(batch_size: int, recipes=RECIPES) -> None:
     """Refuse a ``batch_size`` whose training step on the widest of ``recipes`` would not fit in this
     machine's memory."""
-    from .validation import physical_memory
+    from .validation import within_memory
 
-    width = max(recipe.get("image_width", 200) for recipe in recipes)
-    total, need = physical_memory(), batch_size * 28 * width * TRAIN_BYTES_PER_PIXEL
-    if total is not None and need > total:
-        raise ValueError(f"batch_size: a step on {batch_size:,} sequences {width} pixels wide needs about "
-                         f"{need / 2**30:,.1f} GiB, more than this machine's {total / 2**30:,.1f} GiB; "
-                         "use a smaller batch_size")
+    default = inspect.signature(DataGenerator).parameters["image_width"].default
+    width = max(recipe.get("image_width", default) for recipe in recipes)
+    within_memory(batch_size * 28 * width * TRAIN_BYTES_PER_PIXEL, "batch_size",
+                  f"a step on {batch_size:,} sequences {width} pixels wide needs about", "use a smaller batch_size")
 
 
 def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None = None,

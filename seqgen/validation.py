@@ -132,13 +132,23 @@ def image_bytes(images: int, image_width: int) -> int:
     return images * GLYPH_WIDTH * image_width * 4
 
 
+def memory_text(nbytes: float) -> str:
+    """An amount of memory for a message: MiB below one GiB, so that small amounts do not read as 0.0."""
+    return f"{nbytes / 2**20:,.1f} MiB" if nbytes < 2**30 else f"{nbytes / 2**30:,.2f} GiB"
+
+
+def within_memory(need: int, names: str, what: str, advice: str, limit: tuple[int, str] | None = None) -> None:
+    """Refuse work that needs ``need`` bytes, more than this machine's memory or ``limit`` (bytes, and
+    whose they are): ``"{names}: {what} {need} in memory, more than {room}; {advice}"``."""
+    total = physical_memory() if limit is None else limit[0]
+    if total is not None and need > total:
+        room = f"this machine's {memory_text(total)}" if limit is None else f"the {memory_text(total)} {limit[1]}"
+        raise ValueError(f"{names}: {what} {memory_text(need)} in memory, more than {room}; {advice}")
+
+
 def fits_in_memory(images: int, image_width: int, names: str, advice: str, at_once: int = 1,
                    unit: str = "batches", limit: tuple[int, str] | None = None) -> None:
     """Refuse work whose float32 images (``at_once`` ``unit`` of ``images`` each) would not fit in
     this machine's memory, or in ``limit`` (bytes, and whose they are): an error naming ``names``, with ``advice``."""
-    total, need = physical_memory() if limit is None else limit[0], at_once * image_bytes(images, image_width)
-    if total is not None and need > total:
-        what = f"{images:,} images of width {image_width}" + (f", {at_once} {unit} at once," if at_once > 1 else "")
-        room = (f"this machine's {total / 2**30:,.1f} GiB" if limit is None else
-                f"the {total / 2**30:,.2f} GiB {limit[1]}")
-        raise ValueError(f"{names}: {what} need {need / 2**30:,.1f} GiB in memory, more than {room}; {advice}")
+    what = f"{images:,} images of width {image_width}" + (f", {at_once} {unit} at once," if at_once > 1 else "")
+    within_memory(at_once * image_bytes(images, image_width), names, f"{what} need", advice, limit)

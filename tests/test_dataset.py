@@ -161,6 +161,17 @@ def test_a_batch_larger_than_memory_is_refused_up_front():
         DataGenerator(batch_size=10_000_000, image_width=8192)
 
 
+def test_memory_in_messages_keeps_small_amounts_readable():
+    from seqgen.validation import memory_text, within_memory
+
+    assert [memory_text(n) for n in (0, 44_800_000, 2**30 - 1, 2**30, 25 * 2**30 + 2**29)] == [
+        "0.0 MiB", "42.7 MiB", "1,024.0 MiB", "1.00 GiB", "25.50 GiB"]
+    within_memory(2**20, "shard_size", "1 MiB need", "use less", limit=(2**20, "the limit"))  # equal fits
+    with pytest.raises(ValueError, match=r"^shard_size: it needs 1.5 MiB in memory, more than the 1.0 MiB limit of w; "
+                                         r"use less$"):
+        within_memory(3 * 2**19, "shard_size", "it needs", "use less", limit=(2**20, "limit of w"))
+
+
 def test_a_generator_is_refused_as_seed_with_the_reason():
     with pytest.raises(TypeError, match=r"seed: expected an int or None \(batch i is drawn from \(seed, epoch, i\)"):
         DataGenerator(seed=np.random.default_rng(0))

@@ -286,14 +286,14 @@ def test_shards_larger_than_a_remote_workers_memory_limit_are_refused(train_digi
     import dask
     from dask.distributed import LocalCluster
 
-    # 2,000 images of width 200 are 0.04 GiB of float32 pixels; the worker says it may hold 0.03 GiB (a thread of
+    # 2,000 images of width 200 are 42.7 MiB of float32 pixels; the worker says it may hold 32 MiB (a thread of
     # this process, which holds more already: so the worker is told not to pause, spill or stop at its limit)
     memory = {f"distributed.worker.memory.{k}": False for k in ("target", "spill", "pause", "terminate")}
     with dask.config.set(memory), LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None,
                       memory_limit=32 * 2**20, silence_logs=40) as cluster:
         address = next(iter(cluster.scheduler_info["workers"]))
-        with pytest.raises(ValueError, match=r"shard_size: 2,000 images of width 200 need 0.0 GiB in memory, more than "
-                                             rf"the 0.03 GiB memory limit of Dask worker {address}; use smaller shards"):
+        with pytest.raises(ValueError, match=r"shard_size: 2,000 images of width 200 need 42.7 MiB in memory, more than "
+                                             rf"the 32.0 MiB memory limit of Dask worker {address}; use smaller shards"):
             export(tmp_path / "big", 4000, 200, source=train_digits, shard_size=2000, scheduler=cluster.scheduler_address)
         assert not (tmp_path / "big").exists()
         result = export(tmp_path / "small", 4, 200, source=train_digits, shard_size=2, scheduler=cluster.scheduler_address)

@@ -99,7 +99,9 @@ def test_fit_is_train_with_the_baseline_surface(train_digits):
     ({"steps": 2, "seed": -1}, "seed: expected an int >= 0, got -1"),
     ({"steps": 2, "seed": "x"}, "seed: expected an int >= 0, got 'x'"),
     ({"steps": 2, "batch_size": 1_000_000},
-     r"batch_size: a step on 1,000,000 sequences 350 pixels wide needs about [\d,.]+ GiB, more than this machine's"),
+     r"batch_size: a step on 1,000,000 sequences 350 pixels wide needs about [\d,.]+ GiB in memory, more than this machine's"),
+    ({"steps": 2, "batch_size": 100_000, "recipes": [{"length": 5}]},  # DataGenerator's default width
+     r"batch_size: a step on 100,000 sequences 200 pixels wide needs about 234.69 GiB in memory"),
 ])
 def test_bad_training_options_are_refused(train_digits, kwargs, message):
     with pytest.raises(ValueError, match=message):
