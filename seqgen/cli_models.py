@@ -99,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .model import SequenceRecognizer
     from .parallel import check_local_processes
     from .train import TrainingStateError, check_batch_memory, train
-    from .validation import positive_int
+    from .validation import not_a_url, positive_int
 
     if (args.steps is None) == (args.minutes is None):
         raise ValueError("--steps, --minutes: give exactly one of them")
@@ -116,6 +116,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         positive_int(args.threads, "--threads")
     check_batch_memory(args.batch_size)
+    not_a_url(args.out, "--out")
+    if args.log:
+        not_a_url(args.log, "--log")
     out = Path(args.out)
     if not args.out or out.is_dir():
         raise ValueError(f"--out: expected a file path for the model, got {args.out!r}")

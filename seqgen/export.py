@@ -71,7 +71,12 @@ def _check_format(fmt: str, output: str):
         raise ValueError(f"format: {fmt!r} needs the {spec.needs} package: pip install {spec.needs}")
     if not isinstance(output, (str, os.PathLike)) or not str(output).strip():
         raise ValueError(f"output: expected a folder or URL, got {output!r}")
-    fs, root = split_url(os.fspath(output))
+    try:
+        fs, root = split_url(os.fspath(output))
+    except ValueError:  # a URL fsspec cannot open (s3fs missing, say) is refused for what matters more here
+        if spec.local_only:
+            raise ValueError(f"output: format {fmt!r} writes a local folder, got {output!r}") from None
+        raise
     if spec.local_only and fs is not None:
         raise ValueError(f"output: format {fmt!r} writes a local folder, got {output!r}")
     if fs is None:

@@ -27,14 +27,19 @@ def prepare_output_dir(path: str | os.PathLike, name: str = "output_path") -> Pa
 
     Raises
     ------
+    ValueError
+        When ``path`` is empty, or a URL (``s3://...``).
     NotADirectoryError
         When ``path`` (or a parent) is a file.
     OSError
         When the folder cannot be made or takes no files (no such parent, no permission, a
         read-only file system, ...).
     """
+    from .validation import not_a_url
+
     if not str(path).strip():
         raise ValueError(f"{name}: expected a folder name, got an empty string")
+    not_a_url(path, name, "a local folder", "; only the webdataset and parquet exports write to URLs")
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{name}: {str(folder)!r} is a file, expected a folder")

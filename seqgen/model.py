@@ -22,6 +22,7 @@ from torch import nn
 
 from .dataset import BLANK, NUM_CLASSES
 from .recognizer import check_images, score
+from .validation import not_a_url
 
 ARCHITECTURE = "seqgen-crnn"
 FORMAT = 1  # version of the saved-file layout
@@ -237,6 +238,7 @@ class SequenceRecognizer:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the weights and settings to ``path`` atomically (a torch file of plain values)."""
+        not_a_url(path, "path")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {"format": FORMAT, "architecture": ARCHITECTURE, "config": self.model.config,

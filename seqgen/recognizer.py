@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .digits import DigitSet
-from .validation import not_one_string
+from .validation import not_a_url, not_one_string
 
 _FORMAT = 1  # version of the saved-model file layout
 _MIN_AREA = 6  # components smaller than this many pixels are specks
@@ -250,6 +250,7 @@ class BaselineRecognizer:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to ``path`` atomically (pickle: load only files you trust)."""
         self._require_model()
+        not_a_url(path, "path")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)

@@ -79,9 +79,14 @@ class MnistUnavailableError(RuntimeError):
 
 def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The folder full MNIST is cached in: ``data_dir``, ``$SEQGEN_DATA_DIR`` or the OS cache."""
+    from .validation import not_a_url
+
+    advice = "; mirrors to download from go in $SEQGEN_MNIST_URLS (or urls= in Python)"
     if data_dir is not None:
+        not_a_url(data_dir, "data_dir", "a local folder", advice)
         return Path(data_dir)
     if os.environ.get("SEQGEN_DATA_DIR"):
+        not_a_url(os.environ["SEQGEN_DATA_DIR"], "SEQGEN_DATA_DIR", "a local folder", advice)
         folder = Path(os.environ["SEQGEN_DATA_DIR"])
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(f"SEQGEN_DATA_DIR: {str(folder)!r} is a file, expected a folder")

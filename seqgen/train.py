@@ -176,9 +176,11 @@ def check_recipes(recipes) -> tuple[dict, ...]:
 def _check_file_path(path, name: str) -> None:
     """Refuse a file ``path`` that is a folder, or whose folder cannot be made or written to."""
     from .io import prepare_output_dir
+    from .validation import not_a_url
 
     if not str(path).strip():
         raise ValueError(f"{name}: expected a file name, got an empty string")
+    not_a_url(path, name)
     if Path(path).is_dir():
         raise IsADirectoryError(f"{name}: {str(path)!r} is a folder, expected a file name")
     prepare_output_dir(Path(path).parent, name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -116,6 +117,17 @@ def not_one_string(labels, name: str = "labels") -> None:
     if isinstance(labels, (str, bytes)):
         raise TypeError(f"{name}: expected a sequence of digit strings, got one {type(labels).__name__} "
                         f"{labels!r}; wrap it in a list")
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def not_a_url(path, name: str, what: str = "a local file path", advice: str = "") -> None:
+    """Refuse a URL (``s3://...``) where only a local path is written to: a ``Path`` made of it would
+    quietly become a local folder named after its scheme (``s3:``)."""
+    text = os.fspath(path)
+    if isinstance(text, str) and _URL.match(text):
+        raise ValueError(f"{name}: expected {what}, got the URL {text!r}{advice}")
 
 
 def physical_memory() -> int | None:

@@ -87,6 +87,9 @@ BAD_INPUTS = [
     (["sequence", "--digits", "123", "--image-width", "100", "--seed", "-1"], "--seed: expected a non-negative int"),
     (["sequence", "--image-width", "100"], "the following arguments are required: --digits"),
     (["sequence", "--digits", "12", "--image-width", "100", "--output-dir", ""], "--output-dir: expected a folder name"),
+    # a URL would otherwise become a local folder named after its scheme ('memory:')
+    (["sequence", "--digits", "12", "--image-width", "100", "--output-dir", "memory://x/y"],
+     "--output-dir: expected a local folder, got the URL 'memory://x/y'; only the webdataset and parquet exports"),
     # phone
     (["phone", "--num-images", "0", "--image-width", "100"], "--num-images: expected a positive int, got 0"),
     (["phone", "--num-images", "10000000000", "--image-width", "100"], "--num-images: at most 10,000,000 phone numbers"),
@@ -106,6 +109,8 @@ BAD_INPUTS = [
      "--output-dir: cannot create '/proc/nosuch': No such file or directory"),
     (["phone", "--num-images", "2", "--image-width", "100", "--format", "lmdb", "--output-dir", "memory://x"],
      "--output-dir: format 'lmdb' writes a local folder"),
+    (["phone", "--num-images", "2", "--image-width", "100", "--output-dir", "s3://bucket/x"],  # not "install s3fs"
+     "--output-dir: format 'png' writes a local folder, got 's3://bucket/x'"),
     (["phone", "--num-images", "2", "--image-width", "100", "--format", "parquet", "--output-dir", "nope://x"],
      "--output-dir: cannot write to 'nope://x'"),
     # sequences
@@ -120,6 +125,9 @@ BAD_INPUTS = [
     (["recognize"], "the following arguments are required: files"),
     (["download", "--retries", "-1", "--data-dir", OUT], "--retries: expected an int >= 0, got -1"),
     (["info", "--data-dir", "/etc/hostname"], "--data-dir: /etc/hostname is a file, expected a folder"),
+    (["download", "--data-dir", "https://mirror.example/mnist"],
+     ("--data-dir: expected a local folder, got the URL 'https://mirror.example/mnist'; mirrors to download from "
+      "go in $SEQGEN_MNIST_URLS")),
     (["nosuch"], "invalid choice: 'nosuch'"),
 ]
 
@@ -196,6 +204,8 @@ def test_train_writes_a_model_and_its_learning_curve(tmp_path):
     (["train", "--out", "m.pt", "--steps", "5", "--workers", "1000"], "--workers: at most"),
     (["train", "--out", ".", "--steps", "5"], "--out: expected a file path for the model"),
     (["train", "--steps", "5"], "the following arguments are required: --out"),
+    (["train", "--out", "s3://bucket/m.pt", "--steps", "2"], "--out: expected a local file path, got the URL 's3://bucket/m.pt'"),
+    (["train", "--out", "m.pt", "--log", "gs://b/m.csv", "--steps", "2"], "--log: expected a local file path, got the URL"),
     # a folder the model cannot go to is refused before training, not after it
     (["train", "--out", "/proc/nosuch/m.pt", "--steps", "2", "--source", "sample"],
      "--out: cannot create '/proc/nosuch': No such file or directory"),
@@ -224,6 +234,7 @@ def test_train_and_recognize_bad_input_is_one_line_and_exit_2(tmp_path, args, me
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert message in result.stderr
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.csv").exists()
+    assert not any(p.name.endswith(":") for p in tmp_path.iterdir())  # no folder named after a URL's scheme
 
 
 def test_train_with_a_damaged_state_file_says_to_start_again(tmp_path):

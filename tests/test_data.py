@@ -436,3 +436,14 @@ def test_a_data_dir_variable_that_names_a_file_is_refused_at_once(tmp_path):
     result = _cli("info", env_extra={"SEQGEN_DATA_DIR": str(target)})
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "SEQGEN_DATA_DIR:" in result.stderr and "is a file, expected a folder" in result.stderr
+
+
+def test_a_data_dir_url_is_refused_with_where_mirrors_go(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"^data_dir: expected a local folder, got the URL 'https://m.example/mnist'; "
+                                         r"mirrors to download from go in \$SEQGEN_MNIST_URLS \(or urls= in Python\)$"):
+        download_mnist("https://m.example/mnist", progress=False)
+    monkeypatch.setenv("SEQGEN_DATA_DIR", "s3://bucket/cache")
+    with pytest.raises(ValueError, match="^SEQGEN_DATA_DIR: expected a local folder, got the URL 's3://bucket/cache'"):
+        load_mnist("train", source="mnist", progress=False)
+    assert list(tmp_path.iterdir()) == []  # no folder named 'https:' or 's3:'

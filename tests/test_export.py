@@ -303,7 +303,8 @@ def test_shards_larger_than_a_remote_workers_memory_limit_are_refused(train_digi
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"format": "zip"}, "format: expected one of png, lmdb, webdataset, parquet, got 'zip'"),
     ({"format": "lmdb", "output": "memory://x"}, "output: format 'lmdb' writes a local folder, got 'memory://x'"),
-    ({"output": "nope://x"}, "output: cannot write to 'nope://x'"),
+    ({"format": "parquet", "output": "nope://x"}, "output: cannot write to 'nope://x'"),
+    ({"output": "nope://x"}, "output: format 'png' writes a local folder, got 'nope://x'"),
     ({"output": ""}, "output: expected a folder or URL, got ''"),
     ({"png_level": 5}, "png_level: expected 0 or 1, got 5"),
     ({"workers": 0}, "workers: expected a positive int"),

@@ -296,6 +296,17 @@ def test_output_path_that_is_a_file_fails_before_work(train_digits, tmp_path):
     assert target.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("url", ["s3://bucket/phones", "memory://x", "file:///tmp/x"])
+def test_an_output_path_url_is_refused_not_made_into_a_folder(train_digits, tmp_path, monkeypatch, url):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=rf"^output_path: expected a local folder, got the URL '{url}'; only the "
+                                         "webdataset and parquet exports write to URLs$"):
+        generate_phone_numbers(3, 100, source=train_digits, seed=1, output_path=url)
+    with pytest.raises(ValueError, match="output_path: expected a local folder, got the URL"):
+        generate_numbers_sequence("12", 60, source=train_digits, seed=1, output_path=url)
+    assert list(tmp_path.iterdir()) == []  # no folder named 's3:', 'memory:' or 'file:'
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -154,6 +154,13 @@ def test_save_and_load_give_the_same_reads(small, tmp_path, test_digits):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary left
 
 
+def test_saving_to_a_url_is_refused_not_made_into_a_folder(small, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="^path: expected a local file path, got the URL 's3://bucket/m.pt'$"):
+        small.save("s3://bucket/m.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_file_that_is_not_a_model_is_refused(tmp_path, small):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a model at all" * 10)

@@ -133,6 +133,13 @@ def test_the_baseline_cache_key_follows_the_training_jitter(train_digits, monkey
     assert recognizer._jitter_fingerprint(train_digits) != before
 
 
+def test_saving_to_a_url_is_refused_not_made_into_a_folder(small_model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="^path: expected a local file path, got the URL 'gs://b/r.pkl'$"):
+        small_model.save("gs://b/r.pkl")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_failed_save_leaves_no_temporary(small_model, tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -117,6 +117,8 @@ def test_bad_training_options_are_refused(train_digits, kwargs, message):
      "log_path, state_path: expected two different files, got 'm.csv' for both"),
     ({"log_path": "."}, IsADirectoryError, "log_path: '.' is a folder, expected a file name"),
     ({"state_path": "/proc/m.pt.partial"}, OSError, "state_path: cannot write files in '/proc'"),
+    ({"log_path": "s3://bucket/m.csv"}, ValueError, "log_path: expected a local file path, got the URL 's3://bucket/m.csv'"),
+    ({"state_path": "memory://m.pt.partial"}, ValueError, "state_path: expected a local file path, got the URL"),
 ])
 def test_bad_recipes_and_paths_are_refused_before_any_work(train_digits, tmp_path, monkeypatch, kwargs, error, message):
     monkeypatch.chdir(tmp_path)
