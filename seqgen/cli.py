@@ -76,7 +76,7 @@ def _shard(text: str) -> tuple[int, int]:
     return k, m
 
 
-def _generation_options(p: argparse.ArgumentParser) -> None:
+def _generation_options(p: argparse.ArgumentParser, urls: bool = True) -> None:
     from .augment import PRESETS
     from .validation import ALIGNS, FITS
 
@@ -91,7 +91,8 @@ def _generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default="auto",
                    help="digits: auto, mnist, sample or a folder of MNIST files (default auto)")
     p.add_argument("--output-dir", default="outputs",
-                   help="output folder (default outputs); webdataset and parquet also take fsspec URLs")
+                   help="output folder (default outputs)" + ("; webdataset and parquet also take fsspec URLs"
+                                                              if urls else ""))
 
 
 def _common(args: argparse.Namespace, n_digits: int):
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sequence", help="write one image of a digit sequence")
     p.add_argument("--digits", required=True, help="the digits to write, e.g. 78677")
-    _generation_options(p)
+    _generation_options(p, urls=False)
     p.set_defaults(run=_cmd_sequence)
 
     p = sub.add_parser("phone", help="write images of distinct random phone numbers")
