@@ -13,6 +13,7 @@ Reading an image takes three steps:
 
 from __future__ import annotations
 
+import numbers
 import os
 import pickle
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import validation as check
 from .digits import DigitSet
 from .validation import not_a_url, not_one_string
 
@@ -197,7 +199,7 @@ class BaselineRecognizer:
         self.model = None
         self.trained_on: str | None = None
 
-    def fit(self, digits: DigitSet, seed=0) -> "BaselineRecognizer":
+    def fit(self, digits: DigitSet, seed=0) -> BaselineRecognizer:
         """Train on single digits (and augmented copies); returns ``self``."""
         from sklearn.decomposition import PCA
         from sklearn.pipeline import make_pipeline
@@ -265,7 +267,7 @@ class BaselineRecognizer:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "BaselineRecognizer":
+    def load(cls, path: str | os.PathLike) -> BaselineRecognizer:
         """Read a model written by :meth:`save`."""
         with open(path, "rb") as f:
             try:
@@ -339,6 +341,42 @@ def native_width(spacing_range: tuple[int, int], digits: int = 11) -> int:
     return digits * 28 + (digits - 1) * max(spacing_range[1], 0)
 
 
+def _grid_axes(spacings, widths, augments) -> tuple[list, list, list]:
+    """The grid's axes as lists, each value checked as :func:`seqgen.generate_phone_numbers` checks its
+    argument; errors name the axis and the value's place (``spacings[1]: ...``)."""
+    from .augment import resolve
+    from .generate import PHONE_DIGITS
+
+    axes = {"spacings": spacings, "widths": widths, "augments": augments}
+    kinds = {"spacings": "(lo, hi) pairs", "widths": "widths (ints or 'native')", "augments": "presets or None"}
+    for name, values in axes.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or not values:
+            raise TypeError(f"{name}: expected a non-empty list of {kinds[name]}, got {values!r}")
+    if all(isinstance(v, numbers.Integral) for v in spacings):
+        raise TypeError(f"spacings: expected a list of (lo, hi) pairs, got one pair {tuple(spacings)!r}; "
+                        "wrap it in a list")
+
+    def check_spacing(value):
+        check.strip_width(PHONE_DIGITS + 1, check.spacing(value), "phone numbers")
+
+    def check_width(value):
+        if value != "native" and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise TypeError(f"expected a positive int or 'native', got {value!r}")
+        return value if value == "native" else check.image_width(value)
+
+    def check_augment(value):
+        return value is None or resolve(value)
+
+    for name, check_value in (("spacings", check_spacing), ("widths", check_width), ("augments", check_augment)):
+        for i, value in enumerate(axes[name]):
+            try:
+                check_value(value)
+            except (TypeError, ValueError) as exc:
+                reason = str(exc).split(": ", 1)[-1]  # without the inner name (spacing_range, image_width)
+                raise type(exc)(f"{name}[{i}]: {reason}") from None
+    return list(spacings), list(widths), list(augments)
+
+
 def evaluate_grid(recognizer, test_digits: DigitSet, n: int = 200, *,
                   spacings=GRID_SPACINGS, widths=("native", 200), augments=GRID_AUGMENTS, seed=0) -> list[dict]:
     """Accuracy on phone numbers composed from held-out digits, over a grid of conditions.
@@ -361,8 +399,16 @@ def evaluate_grid(recognizer, test_digits: DigitSet, n: int = 200, *,
     """
     from .generate import generate_phone_numbers
 
+    if not callable(getattr(recognizer, "evaluate", None)):
+        raise TypeError(f"recognizer: expected a fitted recognizer with evaluate(images, labels), "
+                        f"got {type(recognizer).__name__}")
+    if not isinstance(test_digits, DigitSet):
+        raise TypeError(f"test_digits: expected a DigitSet (load_mnist('test')), got {type(test_digits).__name__}")
     if test_digits.split != "test":
         raise ValueError(f"test_digits: expected a test split, got split={test_digits.split!r}")
+    check.positive_int(n, "n")
+    check.as_rng(seed)
+    spacings, widths, augments = _grid_axes(spacings, widths, augments)
     rows = []
     for spacing in spacings:
         for width in widths:

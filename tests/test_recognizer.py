@@ -99,6 +99,43 @@ def test_grid_uses_held_out_digits_only(small_model, train_digits, test_digits):
     assert native_width((2, 10)) == 11 * 28 + 100
 
 
+class _Counting:
+    """A recognizer that reads nothing and counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def evaluate(self, images, labels):
+        self.calls += 1
+        return score(["0"] * len(labels), labels)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"n": 0}, ValueError, "n: expected a positive int, got 0"),
+    ({"seed": -1}, ValueError, "seed: expected a non-negative int, got -1"),
+    ({"spacings": (2, 10)}, TypeError, r"spacings: expected a list of \(lo, hi\) pairs, got one pair \(2, 10\); wrap"),
+    ({"spacings": []}, TypeError, r"spacings: expected a non-empty list of \(lo, hi\) pairs, got \[\]"),
+    ({"spacings": [(2, 10), (5, 2)]}, ValueError, r"^spacings\[1\]: lo must not exceed hi, got \(5, 2\)$"),
+    ({"spacings": [(0, 900)]}, ValueError, r"^spacings\[0\]: 11 digits with gaps up to 900 px can be 9308 px wide"),
+    ({"widths": "native"}, TypeError, "widths: expected a non-empty list of widths \\(ints or 'native'\\), got 'native'"),
+    ({"widths": [200, "wide"]}, TypeError, r"^widths\[1\]: expected a positive int or 'native', got 'wide'$"),
+    ({"widths": [9000]}, ValueError, r"^widths\[0\]: at most 8192 pixels, got 9000$"),
+    ({"augments": [None, "wild"]}, ValueError, r"^augments\[1\]: expected None, a Pipeline or one of 'light'"),
+    ({"augments": None}, TypeError, "augments: expected a non-empty list of presets or None, got None"),
+])
+def test_bad_grids_are_refused_before_any_cell_is_read(test_digits, kwargs, error, message):
+    recognizer = _Counting()
+    with pytest.raises(error, match=message):
+        evaluate_grid(recognizer, test_digits, **({"n": 2} | kwargs))
+    assert recognizer.calls == 0
+    with pytest.raises(TypeError, match=r"test_digits: expected a DigitSet \(load_mnist\('test'\)\), got str"):
+        evaluate_grid(recognizer, "test")
+    with pytest.raises(TypeError, match="recognizer: expected a fitted recognizer with evaluate"):
+        evaluate_grid("model.pt", test_digits)
+    rows = evaluate_grid(recognizer, test_digits, n=2, spacings=[(2, 10)], widths=[200], augments=[None])
+    assert recognizer.calls == 1 and rows[0]["char_accuracy"] == pytest.approx(1 / 11)  # every read is "0"
+
+
 def test_cli_recognize_baseline_trains_once_then_uses_the_cache(tmp_path, test_digits):
     images, labels = generate_phone_numbers(2, 300, (4, 8), source=test_digits, seed=3, output_path=tmp_path / "png")
     files = [str(tmp_path / "png" / f"{label}.png") for label in labels]
