@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import warnings
 
 import numpy as np
 
@@ -44,8 +45,11 @@ class DigitSet:
         if images.shape[0] == 0:
             raise ValueError("images: a DigitSet needs at least one digit")
         images = _to_uint8(images)
-        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
-            raise ValueError("labels: expected integers 0..9")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels: expected integers 0..9, got dtype {labels.dtype}")
+        if labels.min() < 0 or labels.max() > 9:
+            raise ValueError(f"labels: expected integers 0..9, got values from {labels.min()} to {labels.max()}")
+        _warn_if_inverted(images)
         if split is not None and split not in SPLITS:
             raise ValueError(f"split: expected one of {SPLITS} or None, got {split!r}")
         self.images = read_only(images)
@@ -152,10 +156,22 @@ def _to_uint8(images: np.ndarray) -> np.ndarray:
             raise ValueError("images: integer pixels must lie in 0..255")
         return images.astype(np.uint8)
     if np.issubdtype(images.dtype, np.floating):
-        if images.min() < 0 or images.max() > 1:
-            raise ValueError("images: float pixels must lie in [0, 1] (ink high)")
+        lo, hi = float(images.min()), float(images.max())
+        if not 0 <= lo <= hi <= 1:  # NaN fails every comparison
+            found = "NaN" if np.isnan(lo) or np.isnan(hi) else f"values from {lo:g} to {hi:g}"
+            raise ValueError(f"images: float pixels must lie in [0, 1] (ink high), got {found}")
         return np.rint(images * 255).astype(np.uint8)
     raise TypeError(f"images: expected an integer or float array, got dtype {images.dtype}")
+
+
+def _warn_if_inverted(images: np.ndarray) -> None:
+    """Warn when the digits' outer pixels are mostly bright: dark ink on light paper, which every
+    sequence would show as a dark box."""
+    ring = np.concatenate([images[:, [0, -1], :].ravel(), images[:, 1:-1, [0, -1]].ravel()])
+    if ring.mean() > 127:
+        warnings.warn(f"images: the digits' edges are bright (mean {ring.mean():.0f} of 255): a DigitSet "
+                      "expects ink high on a dark background, as MNIST has it; pass 255 - images "
+                      "(or 1 - images) for dark ink on light paper", UserWarning, stacklevel=3)
 
 
 def read_only(array: np.ndarray) -> np.ndarray:

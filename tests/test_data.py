@@ -139,10 +139,25 @@ def test_digitset_accepts_float_and_validates():
         DigitSet(np.zeros((2, 28, 28)), [1, 2, 3])
     with pytest.raises(ValueError, match="labels: expected integers 0..9"):
         DigitSet(np.zeros((2, 28, 28)), [1, 10])
-    with pytest.raises(ValueError, match=r"float pixels must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"float pixels must lie in \[0, 1\] \(ink high\), got values from 2 to 2$"):
         DigitSet(np.full((1, 28, 28), 2.0), [1])
+    with pytest.raises(ValueError, match=r"float pixels must lie in \[0, 1\] \(ink high\), got NaN$"):
+        DigitSet(np.full((1, 28, 28), np.nan), [1])  # it used to become a blank digit
+    with pytest.raises(ValueError, match="labels: expected integers 0..9, got values from 1 to 10"):
+        DigitSet(np.zeros((2, 28, 28)), [1, 10])
+    with pytest.raises(ValueError, match="labels: expected integers 0..9, got dtype float64"):
+        DigitSet(np.zeros((2, 28, 28)), [1.0, 2.0])
     with pytest.raises(ValueError, match="split: expected one of"):
         DigitSet(np.zeros((1, 28, 28)), [1], split="val")
+
+
+def test_dark_ink_on_light_paper_is_warned_about(train_digits):
+    with pytest.warns(UserWarning, match=r"images: the digits' edges are bright \(mean 255 of 255\): a DigitSet "
+                                         r"expects ink high .*; pass 255 - images"):
+        DigitSet(255 - train_digits.images[:50], train_digits.labels[:50])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DigitSet(train_digits.images, train_digits.labels)  # MNIST itself: no warning
 
 
 def test_subset(train_digits):
