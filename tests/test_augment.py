@@ -259,6 +259,32 @@ def test_resolve_and_bad_arguments():
         Pipeline(3)
 
 
+@pytest.mark.parametrize("call, error, message", [
+    (lambda p, g: p.augment_glyphs(np.zeros((28, 28), np.uint8), g), ValueError,
+     r"^glyphs: expected shape \(n, 28, 28\), got \(28, 28\)$"),
+    (lambda p, g: p.augment_glyphs(np.zeros((2, 28, 28), np.float32), g), TypeError,
+     r"^glyphs: expected uint8 pixels \(0-255, ink high\), got float32$"),
+    (lambda p, g: p.augment_glyphs([[0] * 28] * 28, g), TypeError, "^glyphs: expected a numpy array, got list$"),
+    (lambda p, g: p.augment_glyphs(np.zeros((2, 28, 28), np.uint8), 0), TypeError,
+     r"^rng: expected a numpy.random.Generator \(np.random.default_rng\(seed\)\), got int$"),
+    (lambda p, g: p.augment_glyphs(np.zeros((3, 28, 28), np.uint8), g, writers=[0, 1]), ValueError,
+     r"^writers: expected 3 ints >= 0 \(one sequence number per glyph\), got shape \(2,\)$"),
+    (lambda p, g: p.augment_glyphs(np.zeros((3, 28, 28), np.uint8), g, writers=[0, -1, 1]), ValueError,
+     r"^writers: expected 3 ints >= 0 .*, got -1$"),
+    (lambda p, g: p.augment_glyphs(np.zeros((2, 28, 28), np.uint8), g, writers=[0.0, 1.0]), ValueError,
+     r"^writers: expected 2 ints >= 0 .*, got dtype float64$"),
+    (lambda p, g: p.augment_images(np.zeros((2, 28, 90), np.uint8), g), TypeError,
+     r"^images: expected float pixels \(1.0 white paper\), got uint8$"),
+    (lambda p, g: p.augment_images(np.ones((28, 90), np.float32), g), ValueError,
+     r"^images: expected shape \(B, 28, W\), got \(28, 90\)$"),
+    (lambda p, g: p.augment_images(np.broadcast_to(np.ones((28, 90), np.float32), (2, 28, 90)), g), ValueError,
+     r"^images: expected a writable array \(they are augmented in place\), got a read-only one$"),
+])
+def test_a_pipeline_names_what_it_cannot_augment(call, error, message):
+    with pytest.raises(error, match=message):
+        call(resolve("heavy"), np.random.default_rng(0))
+
+
 def test_params_then_a_plain_function_on_any_array():
     from seqgen.augment import functional
 

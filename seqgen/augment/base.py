@@ -167,9 +167,10 @@ class Pipeline:
                     *, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`augment_glyphs`, and a mask of the glyphs that were changed; ``in_place`` lets the
         augmenters change ``glyphs`` itself (a copy the caller owns) instead of a copy of it."""
+        _check_arrays(glyphs, rng, "glyphs")
         if not in_place:
             glyphs = glyphs.copy()
-        writers = np.arange(len(glyphs)) if writers is None else np.asarray(writers)
+        writers = np.arange(len(glyphs)) if writers is None else _checked_writers(writers, len(glyphs))
         changed = np.zeros(len(glyphs), bool)
         geometric = [a for a in self.augmenters if isinstance(a, GeometricAugmenter) and a.active]
         if geometric:
@@ -188,6 +189,7 @@ class Pipeline:
         ``boxes`` (``(B, L, 4)``, optional) are the digits' boxes, for augmenters that draw
         around the digits (comb boxes); the pipeline of a generator passes them.
         """
+        _check_arrays(images, rng, "images")
         drawn = [(a, a.params(images.shape, rng, boxes) if a.uses_boxes else a.params(images.shape, rng))
                  for a in self.augmenters if isinstance(a, ImageAugmenter) and a.active]
         if not drawn:
@@ -211,6 +213,37 @@ class Pipeline:
                     block = a.transform(block, a.part(params, start, stop))
                 images[start:stop] = np.clip(block, 0.0, 1.0, out=block) if last else block
         return images
+
+
+def _check_arrays(pixels, rng, name: str) -> None:
+    """Refuse what :class:`Pipeline` cannot augment: ``glyphs`` must be ``(n, 28, 28)`` uint8, ``images``
+    ``(B, H, W)`` float and writable (they change in place); ``rng`` a ``numpy.random.Generator``."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng: expected a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    if not isinstance(pixels, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(pixels).__name__}")
+    glyphs = name == "glyphs"
+    if pixels.ndim != 3 or (glyphs and pixels.shape[1:] != (28, 28)):
+        raise ValueError(f"{name}: expected shape {'(n, 28, 28)' if glyphs else '(B, 28, W)'}, got {pixels.shape}")
+    if glyphs and pixels.dtype != np.uint8:
+        raise TypeError(f"glyphs: expected uint8 pixels (0-255, ink high), got {pixels.dtype}")
+    if not glyphs and not np.issubdtype(pixels.dtype, np.floating):
+        raise TypeError(f"images: expected float pixels (1.0 white paper), got {pixels.dtype}")
+    if not glyphs and not pixels.flags.writeable:
+        raise ValueError("images: expected a writable array (they are augmented in place), got a read-only one")
+
+
+def _checked_writers(writers, n: int) -> np.ndarray:
+    """``writers`` as ``(n,)`` ints >= 0, or an error naming them."""
+    writers = np.asarray(writers)
+    expected = f"writers: expected {n:,} ints >= 0 (one sequence number per glyph), got"
+    if writers.shape != (n,):
+        raise ValueError(f"{expected} shape {writers.shape}")
+    if n and not np.issubdtype(writers.dtype, np.integer):
+        raise ValueError(f"{expected} dtype {writers.dtype}")
+    if n and writers.min() < 0:
+        raise ValueError(f"{expected} {writers.min()}")
+    return writers
 
 
 #: Pixels in a block of images that :meth:`Pipeline.augment_images` changes at once (2 MB of float32,
