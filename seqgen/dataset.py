@@ -168,7 +168,7 @@ class DataGenerator:
             raise ValueError(f"source: a {source.split!r} DigitSet cannot feed split={split!r}")
         self._source = check_source(source)
         self.batches_per_epoch = check.positive_int(batches_per_epoch, "batches_per_epoch")
-        self.channels_last = bool(channels_last)
+        self.channels_last = check.flag(channels_last, "channels_last")
         self.threads = None if threads is None else check.positive_int(threads, "threads")
         self.epoch = 0
 

@@ -211,6 +211,7 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
     options = Options.check(image_width, spacing_range, fit, align)
     if png_level not in (0, 1):
         raise ValueError(f"png_level: expected 0 or 1, got {png_level!r}")
+    check.flag(progress, "progress")
     workers, worker_memory = _check_runner(fs, output, workers, scheduler)
     part = None if part is None else _check_part(part)
     plan = ExportPlan(num_images, options, length=length, source=source, augment=augment, seed=seed,
@@ -228,6 +229,7 @@ def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: in
                  scheduler: str | None = None, part: tuple[int, int] | None = None, progress: bool = False) -> dict:
     """Write (or resume) the export ``plan`` describes; see :func:`export`."""
     spec, fs, root = _check_format(format, output)
+    check.flag(progress, "progress")
     workers, worker_memory = _check_runner(fs, output, workers, scheduler)
     part = None if part is None else _check_part(part)
     return _write(plan, spec, fs, root, output, png_level, workers, scheduler, part, progress, worker_memory)

@@ -95,6 +95,7 @@ def generate_numbers_sequence(
     codes = check.digit_sequence(digits)
     options = Options.check(image_width, spacing_range, fit, align)
     options.check_digits(len(codes))
+    check.flag(return_boxes, "return_boxes")
     folder = prepare_output_dir(output_path) if output_path is not None else None
     rng = check.as_rng(seed)
     batch = options.render(codes[None], resolve_source(source), rng, resolve_augment(augment))
@@ -234,6 +235,8 @@ def generate_phone_numbers(
     options = Options.check(image_width, spacing_range, fit, align)
     options.check_digits(PHONE_DIGITS + 1, "phone numbers")
     check_phone_count(num_images)
+    check.flag(return_boxes, "return_boxes")
+    check.flag(progress, "progress")
     check.fits_in_memory(num_images, options.image_width, "num_images, image_width",
                          "write them with seqgen.export.export (shard by shard) or iterate with iter_phone_numbers")
     n_threads = default_threads() if threads is None else check.positive_int(threads, "threads")

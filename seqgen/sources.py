@@ -189,8 +189,11 @@ def download_mnist(
     import pooch
     import requests
 
+    from .validation import flag
+
     if retries < 0:
         raise ValueError(f"retries: expected an int >= 0, got {retries}")
+    flag(progress, "progress")
     registry = dict(DATASETS[dataset].registry if registry is None else registry)
     folder = cache_dir(data_dir)
     bases = mirror_urls(urls, dataset)

@@ -243,7 +243,7 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
     list of dict
         The learning-curve rows.
     """
-    from .validation import positive_int
+    from .validation import flag, positive_int
 
     if not isinstance(recognizer, SequenceRecognizer):
         raise TypeError(f"recognizer: expected a SequenceRecognizer, got {type(recognizer).__name__}")
@@ -257,6 +257,7 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
         raise ValueError(f"minutes: expected a positive number, got {minutes!r}")
     batch_size = positive_int(batch_size, "batch_size")
     log_every = positive_int(log_every, "log_every")
+    flag(progress, "progress")
     if not (isinstance(lr, (int, float)) and 0 < lr < math.inf):
         raise ValueError(f"lr: expected a positive number, got {lr!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:

@@ -42,6 +42,13 @@ def as_rng(seed) -> np.random.Generator:
     raise TypeError(f"seed: expected an int, a numpy.random.Generator or None, got {type(seed).__name__}")
 
 
+def flag(value, name: str) -> bool:
+    """``value`` if it is a bool: a truth test would read the string ``"False"`` as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
 def positive_int(value, name: str) -> int:
     """``value`` as an int >= 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -462,3 +462,11 @@ def test_a_data_dir_url_is_refused_with_where_mirrors_go(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="^SEQGEN_DATA_DIR: expected a local folder, got the URL 's3://bucket/cache'"):
         load_mnist("train", source="mnist", progress=False)
     assert list(tmp_path.iterdir()) == []  # no folder named 'https:' or 's3:'
+
+
+def test_progress_takes_a_bool_only(tmp_path):
+    with pytest.raises(TypeError, match="^progress: expected True or False, got 'no'$"):
+        load_mnist("train", source="sample", progress="no")
+    with pytest.raises(TypeError, match="^progress: expected True or False, got 0$"):
+        download_mnist(tmp_path / "cache", progress=0)
+    assert not (tmp_path / "cache").exists()

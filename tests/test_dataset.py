@@ -172,6 +172,12 @@ def test_memory_in_messages_keeps_small_amounts_readable():
         within_memory(3 * 2**19, "shard_size", "it needs", "use less", limit=(2**20, "limit of w"))
 
 
+def test_channels_last_takes_a_bool_only():
+    assert DataGenerator(batch_size=2, channels_last=np.True_, source="sample").channels_last is True
+    with pytest.raises(TypeError, match="^channels_last: expected True or False, got 'no'$"):  # bool('no') is True
+        DataGenerator(batch_size=2, channels_last="no")
+
+
 def test_a_generator_is_refused_as_seed_with_the_reason():
     with pytest.raises(TypeError, match=r"seed: expected an int or None \(batch i is drawn from \(seed, epoch, i\)"):
         DataGenerator(seed=np.random.default_rng(0))

@@ -307,6 +307,7 @@ def test_shards_larger_than_a_remote_workers_memory_limit_are_refused(train_digi
     ({"output": "nope://x"}, "output: format 'png' writes a local folder, got 'nope://x'"),
     ({"output": ""}, "output: expected a folder or URL, got ''"),
     ({"png_level": 5}, "png_level: expected 0 or 1, got 5"),
+    ({"progress": "no"}, "progress: expected True or False, got 'no'"),
     ({"workers": 0}, "workers: expected a positive int"),
     ({"workers": 10_000}, "workers: at most"),
     ({"length": (3, 2)}, "length"),

@@ -296,6 +296,16 @@ def test_output_path_that_is_a_file_fails_before_work(train_digits, tmp_path):
     assert target.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("call, name", [
+    (lambda d: generate_numbers_sequence("12", 60, source=d, return_boxes="False"), "return_boxes"),
+    (lambda d: generate_phone_numbers(2, 200, source=d, return_boxes="False"), "return_boxes"),
+    (lambda d: generate_phone_numbers(2, 200, source=d, progress="no"), "progress"),
+])
+def test_flags_take_a_bool_only(train_digits, call, name):
+    with pytest.raises(TypeError, match=f"^{name}: expected True or False, got '(False|no)'$"):
+        call(train_digits)
+
+
 @pytest.mark.parametrize("url", ["s3://bucket/phones", "memory://x", "file:///tmp/x"])
 def test_an_output_path_url_is_refused_not_made_into_a_folder(train_digits, tmp_path, monkeypatch, url):
     monkeypatch.chdir(tmp_path)

@@ -106,6 +106,9 @@ def test_fit_is_train_with_the_baseline_surface(train_digits):
 def test_bad_training_options_are_refused(train_digits, kwargs, message):
     with pytest.raises(ValueError, match=message):
         train(SequenceRecognizer(**TINY), train_digits, progress=False, **kwargs)
+    if not kwargs:
+        with pytest.raises(TypeError, match="^progress: expected True or False, got 'no'$"):
+            train(SequenceRecognizer(**TINY), train_digits, steps=2, progress="no")
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
