@@ -167,7 +167,8 @@ class Pipeline:
                     *, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`augment_glyphs`, and a mask of the glyphs that were changed; ``in_place`` lets the
         augmenters change ``glyphs`` itself (a copy the caller owns) instead of a copy of it."""
-        _check_arrays(glyphs, rng, "glyphs")
+        _check_rng(rng)
+        _check_glyphs(glyphs)
         if not in_place:
             glyphs = glyphs.copy()
         writers = np.arange(len(glyphs)) if writers is None else _checked_writers(writers, len(glyphs))
@@ -189,7 +190,8 @@ class Pipeline:
         ``boxes`` (``(B, L, 4)``, optional) are the digits' boxes, for augmenters that draw
         around the digits (comb boxes); the pipeline of a generator passes them.
         """
-        _check_arrays(images, rng, "images")
+        _check_rng(rng)
+        _check_images(images)
         drawn = [(a, a.params(images.shape, rng, boxes) if a.uses_boxes else a.params(images.shape, rng))
                  for a in self.augmenters if isinstance(a, ImageAugmenter) and a.active]
         if not drawn:
@@ -215,21 +217,31 @@ class Pipeline:
         return images
 
 
-def _check_arrays(pixels, rng, name: str) -> None:
-    """Refuse what :class:`Pipeline` cannot augment: ``glyphs`` must be ``(n, 28, 28)`` uint8, ``images``
-    ``(B, H, W)`` float and writable (they change in place); ``rng`` a ``numpy.random.Generator``."""
+def _check_rng(rng) -> None:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
-    if not isinstance(pixels, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy array, got {type(pixels).__name__}")
-    glyphs = name == "glyphs"
-    if pixels.ndim != 3 or (glyphs and pixels.shape[1:] != (28, 28)):
-        raise ValueError(f"{name}: expected shape {'(n, 28, 28)' if glyphs else '(B, 28, W)'}, got {pixels.shape}")
-    if glyphs and pixels.dtype != np.uint8:
-        raise TypeError(f"glyphs: expected uint8 pixels (0-255, ink high), got {pixels.dtype}")
-    if not glyphs and not np.issubdtype(pixels.dtype, np.floating):
-        raise TypeError(f"images: expected float pixels (1.0 white paper), got {pixels.dtype}")
-    if not glyphs and not pixels.flags.writeable:
+
+
+def _check_glyphs(glyphs) -> None:
+    """Refuse what :meth:`Pipeline.vary_glyphs` cannot augment: anything but ``(n, 28, 28)`` uint8."""
+    if not isinstance(glyphs, np.ndarray):
+        raise TypeError(f"glyphs: expected a numpy array, got {type(glyphs).__name__}")
+    if glyphs.shape[1:] != (28, 28) or glyphs.ndim != 3:
+        raise ValueError(f"glyphs: expected shape (n, 28, 28), got {glyphs.shape}")
+    if glyphs.dtype != np.uint8:
+        raise TypeError(f"glyphs: expected uint8 pixels (0-255, ink high), got {glyphs.dtype}")
+
+
+def _check_images(images) -> None:
+    """Refuse what :meth:`Pipeline.augment_images` cannot augment: anything but a writable
+    ``(B, H, W)`` float array (they change in place)."""
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"images: expected a numpy array, got {type(images).__name__}")
+    if images.ndim != 3:
+        raise ValueError(f"images: expected shape (B, 28, W), got {images.shape}")
+    if not np.issubdtype(images.dtype, np.floating):
+        raise TypeError(f"images: expected float pixels (1.0 white paper), got {images.dtype}")
+    if not images.flags.writeable:
         raise ValueError("images: expected a writable array (they are augmented in place), got a read-only one")
 
 
