@@ -292,7 +292,7 @@ FLAGS = {"image_width": "--image-width", "spacing_range": "--spacing", "num_imag
          "digits": "--digits", "output": "--output-dir", "output_path": "--output-dir", "seed": "--seed",
          "source": "--source", "shard_size": "--shard-size", "workers": "--workers", "length": "--length",
          "scheduler": "--scheduler", "phone numbers": "--spacing", "data_dir": "--data-dir",
-         "retries": "--retries", "batch_size": "--batch-size", "threads": "--threads", "state_path": "--out"}
+         "retries": "--retries", "batch_size": "--batch-size", "log_path": "--log", "threads": "--threads", "state_path": "--out"}
 
 
 #: The API's spellings inside such messages, as the command line's.

@@ -134,6 +134,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif log.resolve() == out.resolve():
         raise ValueError(f"--out: the learning curve goes to the model's name with .csv, here {out} itself; "
                          "give the model another suffix or pass --log")
+    if log.is_dir():  # not "exists; pass --overwrite", which could not replace a folder
+        raise ValueError(f"{log_flag}: {log} is a folder, expected a file for the learning curve")
     if log.exists() and not args.overwrite and not resuming:  # the learning curve is not written over another file
         raise ValueError(f"{log_flag}: {log} (the learning curve) exists; pass --overwrite to replace it")
     for path, flag in ((out, "--out"), (log, log_flag)):  # before, not after, training

@@ -206,6 +206,9 @@ def test_train_writes_a_model_and_its_learning_curve(tmp_path):
     (["train", "--steps", "5"], "the following arguments are required: --out"),
     (["train", "--out", "s3://bucket/m.pt", "--steps", "2"], "--out: expected a local file path, got the URL 's3://bucket/m.pt'"),
     (["train", "--out", "m.pt", "--log", "gs://b/m.csv", "--steps", "2"], "--log: expected a local file path, got the URL"),
+    (["train", "--out", "m.pt", "--log", ".", "--steps", "2", "--overwrite"],  # it said "log_path: '.' is a folder"
+     "--log: . is a folder, expected a file for the learning curve"),
+    (["train", "--out", "m.pt", "--log", ".", "--steps", "2"], "--log: . is a folder"),  # not "pass --overwrite"
     # a folder the model cannot go to is refused before training, not after it
     (["train", "--out", "/proc/nosuch/m.pt", "--steps", "2", "--source", "sample"],
      "--out: cannot create '/proc/nosuch': No such file or directory"),
