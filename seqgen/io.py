@@ -174,6 +174,29 @@ def _same_bytes(path: str, payload: bytes) -> bool:
         return False
 
 
+def save_file(path: str | os.PathLike, payload: bytes, name: str = "path") -> Path:
+    """Save ``payload`` (a model, for example) as the local file ``path``, atomically.
+
+    Parent folders are made; a file already at ``path`` is replaced (saving a
+    model again), a folder is refused.  Readers see the old file or the new one,
+    never half of one, and a failed write leaves no temporary behind.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is a URL or a folder (the message names ``name``).
+    """
+    from .validation import not_a_url
+
+    not_a_url(path, name)
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{name}: {str(path)!r} is a folder, expected a file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_own_file(path, payload)
+    return path
+
+
 def replace_own_file(path: str | os.PathLike, payload: bytes | Iterable[bytes]) -> None:
     """Atomically (re)write a file this export owns, such as its manifest: readers see old or new, never half.
 

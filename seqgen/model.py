@@ -12,8 +12,8 @@ weights_only=True)``: loading never unpickles arbitrary objects.
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from .dataset import BLANK, NUM_CLASSES
+from .io import save_file
 from .recognizer import check_images, score
-from .validation import not_a_url
 
 ARCHITECTURE = "seqgen-crnn"
 FORMAT = 1  # version of the saved-file layout
@@ -238,22 +238,12 @@ class SequenceRecognizer:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the weights and settings to ``path`` atomically (a torch file of plain values)."""
-        not_a_url(path, "path")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {"format": FORMAT, "architecture": ARCHITECTURE, "config": self.model.config,
                  "state_dict": self.model.state_dict(), "trained_on": self.trained_on or "",
                  "training": self.training}
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is shared like any output
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return save_file(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SequenceRecognizer":

@@ -16,14 +16,13 @@ from __future__ import annotations
 import numbers
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import validation as check
 from .digits import DigitSet
-from .validation import not_a_url, not_one_string
+from .validation import not_one_string
 
 _FORMAT = 1  # version of the saved-model file layout
 _MIN_AREA = 6  # components smaller than this many pixels are specks
@@ -252,23 +251,16 @@ class BaselineRecognizer:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to ``path`` atomically (pickle: load only files you trust)."""
         self._require_model()
-        not_a_url(path, "path")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump({"format": _FORMAT, "copies": self.copies, "C": self.C,
-                             "trained_on": self.trained_on, "model": self.model}, f)
-            os.replace(tmp, path)
-        except BaseException:  # a failed save leaves no temporary behind
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        from .io import save_file
+
+        return save_file(path, pickle.dumps({"format": _FORMAT, "copies": self.copies, "C": self.C,
+                                             "trained_on": self.trained_on, "model": self.model}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BaselineRecognizer:
-        """Read a model written by :meth:`save`."""
+        """Read a model written by :meth:`save`; anything else raises ``ValueError``."""
+        if not Path(path).is_file():
+            raise ValueError(f"path: {path} is not a file")
         with open(path, "rb") as f:
             try:
                 state = pickle.load(f)

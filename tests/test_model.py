@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -151,6 +152,23 @@ def test_save_and_load_give_the_same_reads(small, tmp_path, test_digits):
     before, after = small.predict_with_confidence(images), again.predict_with_confidence(images)
     assert before[0] == after[0]
     np.testing.assert_array_equal(before[1], after[1])
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary left
+
+
+def test_a_saved_model_is_readable_like_any_output_and_a_folder_is_refused(small, tmp_path, monkeypatch):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = small.save(tmp_path / "m.pt")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(ValueError, match=r"^path: '.*' is a folder, expected a file$"):
+        small.save(tmp_path)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("seqgen.io.os.replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        small.save(tmp_path / "again.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary left
 
 

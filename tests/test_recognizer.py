@@ -181,10 +181,28 @@ def test_a_failed_save_leaves_no_temporary(small_model, tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("seqgen.recognizer.pickle.dump", full_disk)
+    monkeypatch.setattr("seqgen.io.os.replace", full_disk)
     with pytest.raises(OSError, match="No space left"):
         small_model.save(tmp_path / "r.pkl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_saved_recognizer_is_readable_like_any_output(small_model, tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = small_model.save(tmp_path / "r.pkl")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not private to its writer, as mkstemp makes it
+    small_model.save(path)  # saved again: replaced
+    assert [p.name for p in tmp_path.iterdir()] == ["r.pkl"]
+
+
+def test_a_folder_or_missing_file_is_refused_by_name(small_model, tmp_path):
+    with pytest.raises(ValueError, match=r"^path: '.*' is a folder, expected a file$"):
+        small_model.save(tmp_path)
+    with pytest.raises(ValueError, match=r"^path: .*missing.pkl is not a file$"):
+        BaselineRecognizer.load(tmp_path / "missing.pkl")
+    with pytest.raises(ValueError, match=r"^path: .* is not a file$"):
+        BaselineRecognizer.load(tmp_path)
 
 
 def test_cli_recognize_bad_file(tmp_path):
