@@ -6,6 +6,7 @@ argument and what is allowed.
 
 from __future__ import annotations
 
+import itertools
 import numbers
 import os
 import re
@@ -106,8 +107,15 @@ def digit_sequence(digits, name: str = "digits") -> np.ndarray:
         if bad is not None:
             raise ValueError(f"{name}: expected only the characters 0-9, got {bad!r} in {digits!r}")
         values = [ord(ch) - 48 for ch in digits]
-    elif isinstance(digits, (Iterable, np.ndarray)):
-        values = list(np.asarray(digits).ravel()) if isinstance(digits, np.ndarray) else list(digits)
+    elif isinstance(digits, np.ndarray) and digits.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-d array of ints 0-9, got shape {digits.shape}")
+    elif isinstance(digits, Iterable):
+        # no more than the widest strip holds: an endless iterator is refused, not read into memory
+        most = MAX_STRIP_WIDTH // GLYPH_WIDTH
+        values = list(itertools.islice(digits, most + 1))
+        if len(values) > most:
+            raise ValueError(f"{name}: more than {most} digits, which no image can hold "
+                             f"(at most {MAX_STRIP_WIDTH} px before fitting, {GLYPH_WIDTH} px per digit)")
         for v in values:
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or not 0 <= v <= 9:
                 raise ValueError(f"{name}: expected ints 0-9, got {v!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -327,6 +329,9 @@ def test_an_output_path_url_is_refused_not_made_into_a_folder(train_digits, tmp_
         (dict(digits=[1, 10]), ValueError, "digits: expected ints 0-9, got 10"),
         (dict(digits=""), ValueError, "digits: expected at least one digit"),
         (dict(digits=3.5), TypeError, "digits: expected a digit string"),
+        (dict(digits=np.array([[1, 2], [3, 4]])), ValueError, r"digits: expected a 1-d array of ints 0-9, got shape \(2, 2\)"),
+        (dict(digits=np.array(5)), ValueError, r"digits: expected a 1-d array of ints 0-9, got shape \(\)"),
+        (dict(digits=itertools.repeat(7)), ValueError, r"digits: more than 146 digits, which no image can hold"),
         (dict(image_width=0), ValueError, "image_width: expected a positive int, got 0"),
         (dict(image_width=12.5), TypeError, "image_width: expected a positive int"),
         (dict(spacing_range=(5, 2)), ValueError, r"spacing_range: lo must not exceed hi, got \(5, 2\)"),
@@ -344,6 +349,14 @@ def test_bad_input_names_the_argument(train_digits, kwargs, error, pattern):
     args = dict(digits="123", image_width=100, source=train_digits) | kwargs
     with pytest.raises(error, match=pattern):
         generate_numbers_sequence(**args)
+
+
+def test_digits_may_be_any_flat_iterable(train_digits):
+    expected = generate_numbers_sequence([1, 4, 6], 100, source=train_digits, seed=3)
+    for digits in ("146", np.array([1, 4, 6], np.uint8), (d for d in (1, 4, 6)), iter([1, 4, 6])):
+        np.testing.assert_array_equal(generate_numbers_sequence(digits, 100, source=train_digits, seed=3), expected)
+    longest = generate_numbers_sequence(itertools.repeat(0, 146), 4096, (0, 0), source=train_digits, seed=0)
+    assert longest.shape == (28, 4096)
 
 
 def test_missing_class_in_a_custom_source():
