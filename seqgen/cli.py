@@ -40,8 +40,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .sources import corrupt_files
 
     folder = cache_dir(args.data_dir)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"--data-dir: {folder} is a file, expected a folder")
     cached = is_cached(folder)
     corrupt = [] if cached else corrupt_files(folder)  # only a cache that failed is checked again, to say why
     if corrupt:

@@ -82,14 +82,13 @@ def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
     from .validation import not_a_url
 
     advice = "; mirrors to download from go in $SEQGEN_MNIST_URLS (or urls= in Python)"
-    if data_dir is not None:
-        not_a_url(data_dir, "data_dir", "a local folder", advice)
-        return Path(data_dir)
-    if os.environ.get("SEQGEN_DATA_DIR"):
-        not_a_url(os.environ["SEQGEN_DATA_DIR"], "SEQGEN_DATA_DIR", "a local folder", advice)
-        folder = Path(os.environ["SEQGEN_DATA_DIR"])
-        if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(f"SEQGEN_DATA_DIR: {str(folder)!r} is a file, expected a folder")
+    for name, value in (("data_dir", data_dir), ("SEQGEN_DATA_DIR", os.environ.get("SEQGEN_DATA_DIR"))):
+        if value is None or (name == "SEQGEN_DATA_DIR" and not value):
+            continue
+        not_a_url(value, name, "a local folder", advice)
+        folder = Path(value)
+        if folder.exists() and not folder.is_dir():  # else every download would fail as if the network had
+            raise NotADirectoryError(f"{name}: {str(folder)!r} is a file, expected a folder")
         return folder
     import pooch
 

@@ -124,7 +124,8 @@ BAD_INPUTS = [
     (["recognize", "--model", "no-such-model.pt", "a.png"], "--model: no-such-model.pt is not a file"),
     (["recognize"], "the following arguments are required: files"),
     (["download", "--retries", "-1", "--data-dir", OUT], "--retries: expected an int >= 0, got -1"),
-    (["info", "--data-dir", "/etc/hostname"], "--data-dir: /etc/hostname is a file, expected a folder"),
+    (["info", "--data-dir", "/etc/hostname"], "--data-dir: '/etc/hostname' is a file, expected a folder"),
+    (["download", "--data-dir", "/etc/hostname"], "--data-dir: '/etc/hostname' is a file, expected a folder"),
     (["download", "--data-dir", "https://mirror.example/mnist"],
      ("--data-dir: expected a local folder, got the URL 'https://mirror.example/mnist'; mirrors to download from "
       "go in $SEQGEN_MNIST_URLS")),

@@ -453,6 +453,17 @@ def test_a_data_dir_variable_that_names_a_file_is_refused_at_once(tmp_path):
     assert "SEQGEN_DATA_DIR:" in result.stderr and "is a file, expected a folder" in result.stderr
 
 
+def test_a_data_dir_that_names_a_file_is_refused_before_any_download(tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("keep")
+    # it was tried on every mirror and reported as a failed download ("check the network")
+    with pytest.raises(NotADirectoryError, match=r"^data_dir: '.*a-file' is a file, expected a folder$"):
+        download_mnist(target, urls="http://127.0.0.1:9/", progress=False)
+    with pytest.raises(NotADirectoryError, match=r"^data_dir: '.*a-file' is a file, expected a folder$"):
+        load_mnist(source="mnist", data_dir=target, progress=False)
+    assert target.read_text() == "keep"
+
+
 def test_a_data_dir_url_is_refused_with_where_mirrors_go(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=r"^data_dir: expected a local folder, got the URL 'https://m.example/mnist'; "
