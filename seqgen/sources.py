@@ -8,8 +8,10 @@ in order, each with retries, verified against the published checksums and cached
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,16 +100,24 @@ def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
 def mirror_urls(urls=None, dataset: str = "mnist") -> tuple[str, ...]:
     """The base URLs to try, in order: ``urls``, the data set's environment variable
     (``$SEQGEN_MNIST_URLS`` for MNIST) or its mirrors."""
-    entry = DATASETS[dataset]
+    from .validation import choice
+
+    entry = DATASETS[choice(dataset, "dataset", tuple(DATASETS))]
+    name = "urls"
     if urls is None:
-        env = os.environ.get(entry.urls_env, "")
-        urls = env.replace(",", " ").split() or entry.mirrors
+        listed = os.environ.get(entry.urls_env, "").replace(",", " ").split()
+        name, urls = (entry.urls_env, listed) if listed else (name, entry.mirrors)
     if isinstance(urls, str):
         urls = [urls]
-    urls = tuple(u if u.endswith("/") else u + "/" for u in urls)
+    if not isinstance(urls, Iterable):
+        raise TypeError(f"{name}: expected a base URL or a sequence of them, got {type(urls).__name__}")
+    urls = tuple(urls)
+    for url in urls:  # the downloader speaks HTTP only; anything else failed on every file as a network error
+        if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+            raise ValueError(f"{name}: expected http:// or https:// base URLs, got {url!r}")
     if not urls:
-        raise ValueError("urls: expected at least one base URL")
-    return urls
+        raise ValueError(f"{name}: expected at least one base URL")
+    return tuple(u if u.endswith("/") else u + "/" for u in urls)
 
 
 def offline() -> bool:
@@ -188,10 +198,17 @@ def download_mnist(
     import pooch
     import requests
 
-    from .validation import flag
+    from .validation import choice, flag
 
+    choice(dataset, "dataset", tuple(DATASETS))
+    if isinstance(retries, bool) or not isinstance(retries, numbers.Integral):
+        raise TypeError(f"retries: expected an int >= 0, got {retries!r}")
     if retries < 0:
         raise ValueError(f"retries: expected an int >= 0, got {retries}")
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"timeout: expected a positive number of seconds, got {timeout!r}")
+    if not 0 < timeout < math.inf:
+        raise ValueError(f"timeout: expected a positive number of seconds, got {timeout}")
     flag(progress, "progress")
     registry = dict(DATASETS[dataset].registry if registry is None else registry)
     folder = cache_dir(data_dir)

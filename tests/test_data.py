@@ -6,6 +6,7 @@ import dataclasses
 import os
 import gzip
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -462,6 +463,36 @@ def test_a_data_dir_that_names_a_file_is_refused_before_any_download(tmp_path):
     with pytest.raises(NotADirectoryError, match=r"^data_dir: '.*a-file' is a file, expected a folder$"):
         load_mnist(source="mnist", data_dir=target, progress=False)
     assert target.read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"retries": 1.5}, TypeError, "retries: expected an int >= 0, got 1.5"),
+        ({"retries": True}, TypeError, "retries: expected an int >= 0, got True"),
+        ({"timeout": 0}, ValueError, "timeout: expected a positive number of seconds, got 0"),
+        ({"timeout": "5"}, TypeError, "timeout: expected a positive number of seconds, got '5'"),
+        ({"urls": 5}, TypeError, "urls: expected a base URL or a sequence of them, got int"),
+        ({"urls": ["ftp://mirror.example/mnist/"]},
+         ValueError, "urls: expected http:// or https:// base URLs, got 'ftp://mirror.example/mnist/'"),
+        ({"urls": ""}, ValueError, "urls: expected http:// or https:// base URLs, got ''"),
+        ({"dataset": "emnist"}, ValueError, "dataset: expected one of 'mnist'"),
+    ],
+)
+def test_download_arguments_are_checked_before_any_mirror_is_tried(tmp_path, kwargs, error, message):
+    # each of these used to fail on every mirror and file, reported as a network failure (or a KeyError)
+    args = {"urls": _refused_url(), "progress": False} | kwargs
+    with pytest.raises(error, match="^" + re.escape(message)):
+        download_mnist(tmp_path / "cache", **args)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_mirrors_from_the_environment_are_checked_by_its_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", "https://a.example/mnist ftp://b.example/mnist")
+    with pytest.raises(ValueError, match="^SEQGEN_MNIST_URLS: expected http:// or https:// base URLs, got 'ftp://"):
+        download_mnist(tmp_path, progress=False)
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", " , ")  # blank: the built-in mirrors
+    assert data.mirror_urls() == data.MNIST_MIRRORS
 
 
 def test_a_data_dir_url_is_refused_with_where_mirrors_go(tmp_path, monkeypatch):
