@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import numbers
 import warnings
 
 import numpy as np
@@ -119,16 +120,28 @@ class DigitSet:
         per_class : int, optional
             Keep the first ``per_class`` digits of each class (after ``index``).
         """
+        from .validation import positive_int
+
         images, labels = self.images, self.labels
         if index is not None:
+            if not isinstance(index, slice):
+                if isinstance(index, (numbers.Integral, str, bytes)):
+                    raise TypeError(f"index: expected an array of ints or bools, or a slice, got {index!r}; "
+                                    "wrap one position in a list")
+                index = np.asarray(index)
+                if index.size == 0:
+                    raise ValueError("index: selects no digits; a DigitSet needs at least one")
+                if index.ndim != 1:
+                    raise ValueError(f"index: expected a 1-d array of ints or bools, got shape {index.shape}")
             try:
                 labels = labels[index]
             except IndexError as error:
                 raise IndexError(f"index: {error} (this DigitSet has {len(self.labels)} digits)") from None
+            if not len(labels):
+                raise ValueError("index: selects no digits; a DigitSet needs at least one")
             images = images[index]
         if per_class is not None:
-            if per_class < 1:
-                raise ValueError(f"per_class: expected a positive int, got {per_class}")
+            per_class = positive_int(per_class, "per_class")
             keep = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(10)])
             keep.sort()
             images, labels = images[keep], labels[keep]

@@ -171,6 +171,23 @@ def test_subset(train_digits):
         train_digits.subset([0, 5000])
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [  # each used to fail inside numpy, or as a DigitSet of the wrong shape ("images: ... got (28, 28)")
+        ({"index": 3}, TypeError, "index: expected an array of ints or bools, or a slice, got 3; wrap one position"),
+        ({"index": np.array([[0, 1]])}, ValueError, r"index: expected a 1-d array of ints or bools, got shape \(1, 2\)"),
+        ({"index": []}, ValueError, "index: selects no digits; a DigitSet needs at least one"),
+        ({"index": slice(5, 5)}, ValueError, "index: selects no digits"),
+        ({"per_class": 1.5}, TypeError, "per_class: expected a positive int, got 1.5"),
+        ({"per_class": True}, TypeError, "per_class: expected a positive int, got True"),
+        ({"per_class": 0}, ValueError, "per_class: expected a positive int, got 0"),
+    ],
+)
+def test_subset_refuses_by_name(train_digits, kwargs, error, message):
+    with pytest.raises(error, match="^" + message):
+        train_digits.subset(**kwargs)
+
+
 def test_load_mnist_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="split: expected one of"):
         load_mnist("validation")
