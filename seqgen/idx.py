@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import replace_own_file
+
 #: IDX type code -> numpy dtype (big-endian, as the format stores it).
 IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
@@ -110,10 +112,11 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | No
     codes = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
     native = array.dtype.newbyteorder("=")
     if native not in codes:
-        raise TypeError(f"array: dtype {array.dtype} has no IDX type code")
+        allowed = ", ".join(str(dt) for dt in codes)
+        raise TypeError(f"array: dtype {array.dtype} has no IDX type code (allowed: {allowed})")
     header = bytes([0, 0, codes[native], array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     body = header + array.astype(native.newbyteorder(">"), copy=False).tobytes()
     if compress if compress is not None else path.suffix == ".gz":
         body = gzip.compress(body, compresslevel=6, mtime=0)
-    path.write_bytes(body)
+    replace_own_file(path, body)  # atomically: a reader never sees half a file
     return path

@@ -60,6 +60,16 @@ def test_idx_round_trip_every_type(tmp_path, dtype, suffix):
     np.testing.assert_array_equal(back, array)
 
 
+def test_idx_write_names_the_types_it_can_store_and_leaves_no_temporary(tmp_path):
+    # a list of Python ints is int64, which IDX cannot store
+    with pytest.raises(TypeError, match=r"^array: dtype int64 has no IDX type code \(allowed: uint8, int8, int16, "
+                                        r"int32, float32, float64\)$"):
+        write_idx(tmp_path / "x.idx", np.array([1, 2, 3]))
+    write_idx(tmp_path / "x.idx", np.arange(3, dtype=np.uint8))
+    write_idx(tmp_path / "x.idx", np.arange(4, dtype=np.uint8))  # written again: replaced whole
+    assert [p.name for p in tmp_path.iterdir()] == ["x.idx"] and read_idx(tmp_path / "x.idx").tolist() == [0, 1, 2, 3]
+
+
 def test_idx_rejects_wrong_magic(tmp_path):
     path = tmp_path / "bad.idx"
     path.write_bytes(b"\x01\x00\x08\x01" + b"\x00\x00\x00\x02" + b"ab")
