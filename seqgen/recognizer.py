@@ -30,13 +30,9 @@ _MIN_AREA = 6  # components smaller than this many pixels are specks
 
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance between two strings (insertions, deletions, substitutions)."""
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
+    from rapidfuzz.distance import Levenshtein
+
+    return Levenshtein.distance(a, b)
 
 
 def score(predicted, labels) -> dict:
@@ -52,13 +48,18 @@ def score(predicted, labels) -> dict:
     """
     not_one_string(predicted, "predicted")
     not_one_string(labels, "labels")
-    labels = [str(label) for label in labels]
+    predicted, labels = list(predicted), [str(label) for label in labels]
+    for i, read in enumerate(predicted):
+        if not isinstance(read, str):
+            raise TypeError(f"predicted: expected digit strings, got {read!r} ({type(read).__name__}) at position {i}")
     if len(predicted) != len(labels):
         raise ValueError(f"labels: expected {len(predicted)} labels, got {len(labels)}")
+    if not labels:  # no accuracy of nothing: 1.0 for characters and 0.0 for sequences would both mislead
+        raise ValueError("labels: expected at least one label to score, got none")
     errors = sum(edit_distance(p, t) for p, t in zip(predicted, labels))
     return {
         "char_accuracy": 1.0 - errors / max(1, sum(len(t) for t in labels)),
-        "sequence_accuracy": float(np.mean([p == t for p, t in zip(predicted, labels)])) if labels else 0.0,
+        "sequence_accuracy": float(np.mean([p == t for p, t in zip(predicted, labels)])),
         "n": len(labels),
     }
 
@@ -330,7 +331,9 @@ GRID_AUGMENTS = (None, "default")
 
 def native_width(spacing_range: tuple[int, int], digits: int = 11) -> int:
     """A width at which a sequence of ``digits`` digits always fits at native scale."""
-    return digits * 28 + (digits - 1) * max(spacing_range[1], 0)
+    hi = check.spacing(spacing_range)[1]
+    digits = check.positive_int(digits, "digits")
+    return digits * 28 + (digits - 1) * max(hi, 0)
 
 
 def _grid_axes(spacings, widths, augments) -> tuple[list, list, list]:

@@ -91,6 +91,49 @@ def test_edit_distance_and_char_accuracy():
     assert edit_distance("0123", "0923") == 1 and edit_distance("", "12") == 2
 
 
+def _levenshtein(a: str, b: str) -> int:
+    """The textbook recursion, memoised: the reference rapidfuzz's distance is checked against."""
+    import functools
+
+    @functools.cache
+    def d(i: int, j: int) -> int:
+        if not i or not j:
+            return i + j
+        return min(d(i - 1, j) + 1, d(i, j - 1) + 1, d(i - 1, j - 1) + (a[i - 1] != b[j - 1]))
+
+    return d(len(a), len(b))
+
+
+def test_edit_distance_matches_the_textbook_recursion():
+    rng = np.random.default_rng(0)
+    pairs = [("".join(map(str, rng.integers(0, 3, rng.integers(0, 9)))),
+              "".join(map(str, rng.integers(0, 3, rng.integers(0, 9))))) for _ in range(300)]
+    assert [edit_distance(a, b) for a, b in pairs] == [_levenshtein(a, b) for a, b in pairs]
+
+
+@pytest.mark.parametrize(
+    ("predicted", "labels", "error", "message"),
+    [
+        ([12], ["12"], TypeError, r"predicted: expected digit strings, got 12 \(int\) at position 0"),
+        (["1", None], ["1", "2"], TypeError, r"predicted: expected digit strings, got None \(NoneType\) at position 1"),
+        ([], [], ValueError, "labels: expected at least one label to score, got none"),  # was char 1.0, sequence 0.0
+    ],
+)
+def test_score_refuses_what_it_cannot_score(predicted, labels, error, message):
+    with pytest.raises(error, match="^" + message):
+        score(predicted, labels)
+
+
+def test_native_width_checks_its_arguments():
+    assert native_width((2, 10)) == 11 * 28 + 10 * 10 and native_width((-2, 0), digits=3) == 84
+    with pytest.raises(TypeError, match=r"spacing_range: expected a pair \(lo, hi\) of ints"):
+        native_width(10)
+    with pytest.raises(ValueError, match=r"spacing_range: lo must not exceed hi"):
+        native_width((5, 2))
+    with pytest.raises(ValueError, match="digits: expected a positive int, got 0"):
+        native_width((2, 10), digits=0)
+
+
 def test_grid_uses_held_out_digits_only(small_model, train_digits, test_digits):
     with pytest.raises(ValueError, match="test_digits: expected a test split"):
         evaluate_grid(small_model, train_digits)
