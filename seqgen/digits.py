@@ -130,7 +130,7 @@ class DigitSet:
                                     "wrap one position in a list")
                 index = np.asarray(index)
                 if index.size == 0:
-                    raise ValueError("index: selects no digits; a DigitSet needs at least one")
+                    index = index.astype(np.intp)  # [] is a float array, which numpy does not index with
                 if index.ndim != 1:
                     raise ValueError(f"index: expected a 1-d array of ints or bools, got shape {index.shape}")
             try:

@@ -84,8 +84,8 @@ def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
     from .validation import not_a_url
 
     advice = "; mirrors to download from go in $SEQGEN_MNIST_URLS (or urls= in Python)"
-    for name, value in (("data_dir", data_dir), ("SEQGEN_DATA_DIR", os.environ.get("SEQGEN_DATA_DIR"))):
-        if value is None or (name == "SEQGEN_DATA_DIR" and not value):
+    for name, value in (("data_dir", data_dir), ("SEQGEN_DATA_DIR", os.environ.get("SEQGEN_DATA_DIR") or None)):
+        if value is None:
             continue
         not_a_url(value, name, "a local folder", advice)
         folder = Path(value)
