@@ -50,7 +50,7 @@ class CRNN(nn.Module):
 
     def __init__(self, channels=(16, 32, 64), hidden: int = 96, features: int = 128):
         super().__init__()
-        c1, c2, c3 = (int(c) for c in channels)
+        c1, c2, c3 = _check_size(channels, hidden, features)
         self.config = {"channels": [c1, c2, c3], "hidden": int(hidden), "features": int(features)}
         # Pooling before batch norm and ReLU keeps the element-wise work at a quarter
         # of the convolution's output size (max pooling commutes with the ReLU).
@@ -72,6 +72,24 @@ class CRNN(nn.Module):
         columns = maps.permute(0, 3, 1, 2).reshape(b, w, c * h)
         sequence, _ = self.rnn(torch.relu(self.project(columns)))
         return self.classify(sequence).log_softmax(-1)
+
+
+def _check_size(channels, hidden, features) -> tuple[int, int, int]:
+    """The three channel counts, once ``channels``, ``hidden`` and ``features`` are positive ints whose model
+    (weights, gradients and the optimiser's two moments) fits in this machine's memory."""
+    from .validation import positive_int, within_memory
+
+    if isinstance(channels, (str, bytes)) or not isinstance(channels, (tuple, list)) or len(channels) != 3:
+        raise TypeError(f"channels: expected three positive ints (one per convolution), got {channels!r}")
+    c1, c2, c3 = (positive_int(c, "channels") for c in channels)
+    hidden, features = positive_int(hidden, "hidden"), positive_int(features, "features")
+    weights = (9 * (c1 + c1 * c2 + c2 * c3) + 2 * (c1 + c2 + c3)  # convolutions, batch norms
+               + (c3 * (28 // STRIDE) + 1) * features  # projection
+               + 2 * 4 * hidden * (features + hidden + 2)  # LSTM, both directions
+               + (2 * hidden + 1) * NUM_CLASSES)
+    within_memory(16 * weights, "channels, hidden, features", f"a model of {weights:,} weights needs",
+                  "choose smaller layers")
+    return c1, c2, c3
 
 
 def output_length(image_width: int) -> int:

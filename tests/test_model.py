@@ -38,6 +38,31 @@ def test_default_model_is_small():
     assert 100_000 < SequenceRecognizer().num_parameters < 1_000_000
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [  # each used to reach torch ("hidden_size must be greater than zero"), or int() truncated it
+        ({"hidden": -1}, ValueError, "hidden: expected a positive int, got -1"),
+        ({"features": 1.5}, TypeError, "features: expected a positive int, got 1.5"),
+        ({"channels": (16, 32.5, 64)}, TypeError, "channels: expected a positive int, got 32.5"),
+        ({"channels": (16, 32)}, TypeError, r"channels: expected three positive ints \(one per convolution\), got \(16, 32\)"),
+        ({"hidden": 10**6}, ValueError, (r"channels, hidden, features: a model of 8,00\d,\d{3},\d{3},\d{3} weights "
+                                         r"needs [\d,.]+ GiB in memory, more than this machine's")),
+    ],
+)
+def test_model_sizes_are_checked_before_any_weight_is_made(kwargs, error, message):
+    with pytest.raises(error, match="^" + message):
+        SequenceRecognizer(**kwargs)
+
+
+@pytest.mark.parametrize("sizes", [{}, {"channels": (4, 8, 8), "hidden": 8, "features": 16}, {"hidden": 7}])
+def test_the_memory_check_counts_the_weights_the_model_has(sizes, monkeypatch):
+    counted = []
+    monkeypatch.setattr("seqgen.validation.within_memory",
+                        lambda need, names, what, advice: counted.append(int(what.split()[3].replace(",", ""))))
+    recognizer = SequenceRecognizer(**sizes)
+    assert counted == [recognizer.num_parameters]
+
+
 def _table(path: list[int], p: float = 0.9) -> np.ndarray:
     """Log-probabilities whose best path is ``path``, each column's best at probability ``p``."""
     table = np.full((1, len(path), NUM_CLASSES), (1 - p) / (NUM_CLASSES - 1))
