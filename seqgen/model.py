@@ -50,8 +50,8 @@ class CRNN(nn.Module):
 
     def __init__(self, channels=(16, 32, 64), hidden: int = 96, features: int = 128):
         super().__init__()
-        c1, c2, c3 = _check_size(channels, hidden, features)
-        self.config = {"channels": [c1, c2, c3], "hidden": int(hidden), "features": int(features)}
+        (c1, c2, c3), hidden, features = _check_size(channels, hidden, features)
+        self.config = {"channels": [c1, c2, c3], "hidden": hidden, "features": features}
         # Pooling before batch norm and ReLU keeps the element-wise work at a quarter
         # of the convolution's output size (max pooling commutes with the ReLU).
         self.cnn = nn.Sequential(
@@ -74,9 +74,9 @@ class CRNN(nn.Module):
         return self.classify(sequence).log_softmax(-1)
 
 
-def _check_size(channels, hidden, features) -> tuple[int, int, int]:
-    """The three channel counts, once ``channels``, ``hidden`` and ``features`` are positive ints whose model
-    (weights, gradients and the optimiser's two moments) fits in this machine's memory."""
+def _check_size(channels, hidden, features) -> tuple[tuple[int, int, int], int, int]:
+    """``channels``, ``hidden`` and ``features`` as ints, once they are positive ints whose model (weights,
+    gradients and the optimiser's two moments) fits in this machine's memory."""
     from .validation import positive_int, within_memory
 
     if isinstance(channels, (str, bytes)) or not isinstance(channels, (tuple, list)) or len(channels) != 3:
@@ -89,7 +89,7 @@ def _check_size(channels, hidden, features) -> tuple[int, int, int]:
                + (2 * hidden + 1) * NUM_CLASSES)
     within_memory(16 * weights, "channels, hidden, features", f"a model of {weights:,} weights needs",
                   "choose smaller layers")
-    return c1, c2, c3
+    return (c1, c2, c3), hidden, features
 
 
 def output_length(image_width: int) -> int:

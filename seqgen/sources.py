@@ -198,9 +198,8 @@ def download_mnist(
     import pooch
     import requests
 
-    from .validation import choice, flag
+    from .validation import flag
 
-    choice(dataset, "dataset", tuple(DATASETS))
     if isinstance(retries, bool) or not isinstance(retries, numbers.Integral):
         raise TypeError(f"retries: expected an int >= 0, got {retries!r}")
     if retries < 0:
@@ -210,9 +209,9 @@ def download_mnist(
     if not 0 < timeout < math.inf:
         raise ValueError(f"timeout: expected a positive number of seconds, got {timeout}")
     flag(progress, "progress")
+    bases = mirror_urls(urls, dataset)  # checks dataset too
     registry = dict(DATASETS[dataset].registry if registry is None else registry)
     folder = cache_dir(data_dir)
-    bases = mirror_urls(urls, dataset)
     downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
     paths: dict[str, Path] = {}
     logger = pooch.get_logger()  # its per-file log lines would repeat what the progress bar shows
