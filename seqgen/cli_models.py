@@ -99,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .model import SequenceRecognizer
     from .parallel import check_local_processes
     from .train import TrainingStateError, check_batch_memory, train
-    from .validation import not_a_url, positive_int
+    from .validation import nonnegative_int, not_a_url, positive_int
 
     if (args.steps is None) == (args.minutes is None):
         raise ValueError("--steps, --minutes: give exactly one of them")
@@ -110,9 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     positive_int(args.batch_size, "--batch-size")
     if not 0 < args.lr < 1:
         raise ValueError(f"--lr: expected a learning rate in (0, 1), got {args.lr:g}")
-    if args.workers < 0:
-        raise ValueError(f"--workers: expected an int >= 0, got {args.workers}")
-    check_local_processes(args.workers, "--workers")
+    check_local_processes(nonnegative_int(args.workers, "--workers"), "--workers")
     if args.threads is not None:
         positive_int(args.threads, "--threads")
     check_batch_memory(args.batch_size)

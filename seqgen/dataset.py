@@ -239,9 +239,7 @@ class DataGenerator:
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose batches ``gen[i]`` returns."""
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"epoch: expected an int >= 0, got {epoch!r}")
-        self.epoch = int(epoch)
+        self.epoch = check.nonnegative_int(epoch, "epoch")
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """One epoch of batches (the current one)."""

@@ -183,17 +183,33 @@ def save_file(path: str | os.PathLike, payload: bytes, name: str = "path") -> Pa
 
     Raises
     ------
+    ValueError, OSError
+        As :func:`prepare_file_path`.
+    """
+    path = prepare_file_path(path, name)
+    replace_own_file(path, payload)
+    return path
+
+
+def prepare_file_path(path: str | os.PathLike, name: str = "path") -> Path:
+    """``path`` as a local file that can be written: its folder is made (with parents) and checked.
+
+    Raises
+    ------
     ValueError
-        ``path`` is a URL or a folder (the message names ``name``).
+        When ``path`` is empty, a URL or a folder (the message names ``name``).
+    NotADirectoryError, OSError
+        When its folder cannot be made or takes no files, as :func:`prepare_output_dir`.
     """
     from .validation import not_a_url
 
+    if not str(path).strip():
+        raise ValueError(f"{name}: expected a file name, got an empty string")
     not_a_url(path, name)
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{name}: {str(path)!r} is a folder, expected a file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    replace_own_file(path, payload)
+    prepare_output_dir(path.parent, name)
     return path
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from .dataset import BLANK, NUM_CLASSES
 from .io import save_file
 from .recognizer import check_images, score
+from .validation import nonnegative_int
 
 ARCHITECTURE = "seqgen-crnn"
 FORMAT = 1  # version of the saved-file layout
@@ -177,10 +178,11 @@ class SequenceRecognizer:
     min_width = STRIDE
 
     def __init__(self, channels=(16, 32, 64), hidden: int = 96, features: int = 128, seed: int = 0):
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise TypeError(f"seed: expected an int >= 0, got {seed!r}")
+        seed = nonnegative_int(seed, "seed")
+        if seed >= 2**64:  # torch's seeds are 64-bit
+            raise ValueError(f"seed: expected an int below 2**64, got {seed}")
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+            torch.manual_seed(seed)
             self.model = CRNN(channels, hidden, features)
         self.trained_on: str | None = None
         self.training: dict = {}

@@ -198,12 +198,9 @@ def download_mnist(
     import pooch
     import requests
 
-    from .validation import flag
+    from .validation import flag, nonnegative_int
 
-    if isinstance(retries, bool) or not isinstance(retries, numbers.Integral):
-        raise TypeError(f"retries: expected an int >= 0, got {retries!r}")
-    if retries < 0:
-        raise ValueError(f"retries: expected an int >= 0, got {retries}")
+    retries = nonnegative_int(retries, "retries")
     if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise TypeError(f"timeout: expected a positive number of seconds, got {timeout!r}")
     if not 0 < timeout < math.inf:

@@ -13,7 +13,6 @@ import csv
 import inspect
 import io
 import math
-import numbers
 import signal
 import threading
 import time
@@ -108,8 +107,8 @@ def _schedule(step: int, steps: int, lr: float, warmup: int) -> float:
     return lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def estimate_steps(recognizer: SequenceRecognizer, digits: DigitSet, minutes: float, batch_size: int,
-                   recipes=RECIPES, seed: int = 0, probe_steps: int = 16) -> int:
+def _estimate_steps(recognizer: SequenceRecognizer, digits: DigitSet, minutes: float, batch_size: int,
+                    recipes=RECIPES, seed: int = 0, probe_steps: int = 16) -> int:
     """Steps that fit in ``minutes``, from the time of a few training steps on a throw-away copy."""
     probe = SequenceRecognizer(**recognizer.model.config)
     data = RecipeBatches(digits, probe_steps, batch_size, recipes, seed)
@@ -173,19 +172,6 @@ def check_recipes(recipes) -> tuple[dict, ...]:
     return tuple(recipes)
 
 
-def _check_file_path(path, name: str) -> None:
-    """Refuse a file ``path`` that is a folder, or whose folder cannot be made or written to."""
-    from .io import prepare_output_dir
-    from .validation import not_a_url
-
-    if not str(path).strip():
-        raise ValueError(f"{name}: expected a file name, got an empty string")
-    not_a_url(path, name)
-    if Path(path).is_dir():
-        raise IsADirectoryError(f"{name}: {str(path)!r} is a folder, expected a file name")
-    prepare_output_dir(Path(path).parent, name)
-
-
 def check_batch_memory(batch_size: int, recipes=RECIPES) -> None:
     """Refuse a ``batch_size`` whose training step on the widest of ``recipes`` would not fit in this
     machine's memory."""
@@ -243,7 +229,8 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
     list of dict
         The learning-curve rows.
     """
-    from .validation import flag, positive_int
+    from .io import prepare_file_path
+    from .validation import flag, nonnegative_int, positive_int
 
     if not isinstance(recognizer, SequenceRecognizer):
         raise TypeError(f"recognizer: expected a SequenceRecognizer, got {type(recognizer).__name__}")
@@ -260,16 +247,13 @@ def train(recognizer: SequenceRecognizer, digits: DigitSet, *, steps: int | None
     flag(progress, "progress")
     if not (isinstance(lr, (int, float)) and 0 < lr < math.inf):
         raise ValueError(f"lr: expected a positive number, got {lr!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers: expected an int >= 0, got {workers!r}")
-    check_local_processes(workers)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
+    workers = check_local_processes(nonnegative_int(workers, "workers"))
+    seed = nonnegative_int(seed, "seed")
     recipes = check_recipes(recipes)
     check_batch_memory(batch_size, recipes)
     for name, path in (("log_path", log_path), ("state_path", state_path)):
         if path is not None:
-            _check_file_path(path, name)
+            prepare_file_path(path, name)
     if log_path is not None and state_path is not None and Path(log_path).resolve() == Path(state_path).resolve():
         raise ValueError(f"log_path, state_path: expected two different files, got {str(log_path)!r} for both")
     if not (isinstance(save_every, (int, float)) and 0 <= save_every < math.inf):
@@ -294,7 +278,7 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
     if state is not None and minutes is not None:
         steps = state["settings"].get("steps")  # the budget became this many steps when the run began
     elif minutes is not None:
-        steps = estimate_steps(recognizer, digits, minutes, batch_size, recipes, seed)
+        steps = _estimate_steps(recognizer, digits, minutes, batch_size, recipes, seed)
     steps = positive_int(steps, "steps")
     settings = _settings(recognizer, digits, steps, batch_size, lr, recipes, seed, log_every)
     differ = [] if state is None else sorted(k for k in settings if state["settings"].get(k) != settings[k])

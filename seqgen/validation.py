@@ -59,6 +59,15 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
+def nonnegative_int(value, name: str) -> int:
+    """``value`` as an int >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name}: expected an int >= 0, got {value}")
+    return int(value)
+
+
 def spacing(spacing_range) -> tuple[int, int]:
     """``(lo, hi)`` integers with ``MIN_SPACING <= lo <= hi``."""
     try:

@@ -209,6 +209,16 @@ def test_epochs_reach_dataloader_workers_through_the_sampler(gen, persistent):
     gen.set_epoch(0)
 
 
+def test_set_epoch_takes_an_int_at_least_zero(gen):
+    with pytest.raises(TypeError, match="^epoch: expected an int >= 0, got '1'$"):
+        gen.set_epoch("1")
+    with pytest.raises(ValueError, match="^epoch: expected an int >= 0, got -1$"):
+        gen.set_epoch(-1)
+    gen.set_epoch(np.int64(2))
+    assert gen.epoch == 2 and type(gen.epoch) is int
+    gen.set_epoch(0)
+
+
 def test_epoch_index_pairs_are_checked(gen):
     with pytest.raises(ValueError, match="index: expected \\(epoch, index\\) with an int epoch >= 0, got epoch -1"):
         gen[(-1, 0)]

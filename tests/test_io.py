@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from seqgen import generate_numbers_sequence
-from seqgen.io import write_new_file
+from seqgen.io import prepare_file_path, save_file, write_new_file
 
 
 def test_concurrent_writers_of_one_name_keep_every_file(tmp_path):
@@ -74,3 +76,28 @@ def test_to_uint8_rounds_as_rint_and_saturates_outside_0_1():
     image = np.random.default_rng(1).random((3, 28, 50))
     assert to_uint8(image).shape == (3, 28, 50) and to_uint8(image[:, :, ::2]).shape == (3, 28, 25)
     assert to_uint8(np.zeros((0, 28, 5))).shape == (0, 28, 5)
+
+
+def test_save_file_makes_its_folders_and_replaces_its_own_file(tmp_path):
+    path = tmp_path / "a" / "b" / "m.bin"
+    assert save_file(path, b"one") == path
+    save_file(str(path), b"two")
+    assert path.read_bytes() == b"two"
+    assert [p.name for p in path.parent.iterdir()] == ["m.bin"]  # no temporary left
+
+
+@pytest.mark.parametrize("path, error, message", [
+    ("", ValueError, "^out: expected a file name, got an empty string$"),
+    ("s3://bucket/m.pt", ValueError, "^out: expected a local file path, got the URL 's3://bucket/m.pt'"),
+    (".", ValueError, r"^out: '\.' is a folder, expected a file$"),
+    ("taken/m.pt", NotADirectoryError, "^out: 'taken' is a file, expected a folder$"),
+    ("taken/deeper/m.pt", NotADirectoryError, "^out: a parent of 'taken/deeper' is a file$"),
+])
+def test_a_file_path_that_cannot_be_written_is_refused_before_any_write(tmp_path, monkeypatch, path, error, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("keep")
+    for check in (prepare_file_path, lambda p, name: save_file(p, b"x", name)):
+        with pytest.raises(error, match=message):
+            check(path, "out")
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+    assert (tmp_path / "taken").read_text() == "keep"

@@ -29,9 +29,16 @@ def test_one_column_of_scores_per_four_pixels_for_any_width(width):
     np.testing.assert_allclose(out.exp().sum(-1).numpy(), 1.0, atol=1e-5)
 
 
-def test_seed_must_be_an_int():
-    with pytest.raises(TypeError, match="seed: expected an int >= 0"):
-        SequenceRecognizer(seed=np.random.default_rng(0))
+@pytest.mark.parametrize("seed, error, message", [
+    (np.random.default_rng(0), TypeError, "^seed: expected an int >= 0, got Generator"),
+    (True, TypeError, "^seed: expected an int >= 0, got True$"),
+    (-1, ValueError, "^seed: expected an int >= 0, got -1$"),
+    (2**64, ValueError, r"^seed: expected an int below 2\*\*64, got 18446744073709551616$"),
+])
+def test_seed_must_be_an_int_torch_can_take(seed, error, message):
+    with pytest.raises(error, match=message):
+        SequenceRecognizer(seed=seed)
+    assert SequenceRecognizer(channels=(4, 8, 8), hidden=8, features=16, seed=np.uint64(2**64 - 1)).model is not None
 
 
 def test_default_model_is_small():
