@@ -207,32 +207,40 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
         A shard failed or the run was interrupted; the complete shards are recorded
         and the same call resumes.
     """
-    spec, fs, root = _check_format(format, output)  # before any work
     options = Options.check(image_width, spacing_range, fit, align)
-    if png_level not in (0, 1):
-        raise ValueError(f"png_level: expected 0 or 1, got {png_level!r}")
-    check.flag(progress, "progress")
-    workers, worker_memory = _check_runner(fs, output, workers, scheduler)
-    part = None if part is None else _check_part(part)
+    writing = _check_writing(output, format, png_level, workers, scheduler, part, progress)  # before any work
     plan = ExportPlan(num_images, options, length=length, source=source, augment=augment, seed=seed,
                       shard_size=shard_size)
-    return _write(plan, spec, fs, root, output, png_level, workers, scheduler, part, progress, worker_memory)
+    return _write(plan, *writing)
 
 
 def check_destination(plan: ExportPlan, output, format: str = "png", png_level: int = PNG_LEVEL) -> None:
     """Refuse ``output`` now if it holds a different export than ``plan`` (it is created if missing)."""
     _, fs, root = _check_format(format, output)
+    png_level = _check_png_level(png_level)
     _open_destination(fs, root, Manifest(fs, root, "manifest.json", {}), plan.fingerprint(format, png_level))
 
 
 def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: int = PNG_LEVEL, workers: int = 1,
                  scheduler: str | None = None, part: tuple[int, int] | None = None, progress: bool = False) -> dict:
     """Write (or resume) the export ``plan`` describes; see :func:`export`."""
+    return _write(plan, *_check_writing(output, format, png_level, workers, scheduler, part, progress))
+
+
+def _check_writing(output, format, png_level, workers, scheduler, part, progress) -> tuple:
+    """The arguments of :func:`write_export` after ``plan``, checked, as :func:`_write` takes them."""
     spec, fs, root = _check_format(format, output)
+    png_level = _check_png_level(png_level)
     check.flag(progress, "progress")
     workers, worker_memory = _check_runner(fs, output, workers, scheduler)
     part = None if part is None else _check_part(part)
-    return _write(plan, spec, fs, root, output, png_level, workers, scheduler, part, progress, worker_memory)
+    return spec, fs, root, output, png_level, workers, scheduler, part, progress, worker_memory
+
+
+def _check_png_level(png_level) -> int:
+    if isinstance(png_level, bool) or png_level not in (0, 1):
+        raise ValueError(f"png_level: expected 0 or 1, got {png_level!r}")
+    return int(png_level)
 
 
 def _write(plan: ExportPlan, spec, fs, root: str, output, png_level: int, workers: int, scheduler, part,

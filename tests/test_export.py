@@ -18,9 +18,10 @@ from PIL import Image
 
 from seqgen import DataGenerator, generate_phone_numbers
 from seqgen.compose import Options
-from seqgen.export import ExportError, export
+from seqgen.export import ExportError, export, write_export
 from seqgen.formats import FORMATS
 from seqgen.generate import PhoneJob
+from seqgen.shards import ExportPlan
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # read before `datasets` is imported: local files only
 N, WIDTH = 250, 120
@@ -307,6 +308,7 @@ def test_shards_larger_than_a_remote_workers_memory_limit_are_refused(train_digi
     ({"output": "nope://x"}, "output: format 'png' writes a local folder, got 'nope://x'"),
     ({"output": ""}, "output: expected a folder or URL, got ''"),
     ({"png_level": 5}, "png_level: expected 0 or 1, got 5"),
+    ({"png_level": True}, "png_level: expected 0 or 1, got True"),
     ({"progress": "no"}, "progress: expected True or False, got 'no'"),
     ({"workers": 0}, "workers: expected a positive int"),
     ({"workers": 10_000}, "workers: at most"),
@@ -319,8 +321,13 @@ def test_shards_larger_than_a_remote_workers_memory_limit_are_refused(train_digi
 ])
 def test_bad_arguments_name_themselves(kwargs, message, train_digits, tmp_path):
     kwargs = {"output": tmp_path / "x", **kwargs}
-    with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(").replace(")", r"\)")):
-        export(kwargs.pop("output"), 10, 100, source=train_digits, **kwargs)
+    message = message.replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises((ValueError, TypeError), match=message):
+        export(kwargs["output"], 10, 100, source=train_digits, **{k: v for k, v in kwargs.items() if k != "output"})
+    if "length" not in kwargs:  # the same checks when a plan is written
+        plan = ExportPlan(10, Options.check(100, (2, 10), "shrink", "center"), source=train_digits, seed=0)
+        with pytest.raises((ValueError, TypeError), match=message):
+            write_export(plan, **kwargs)
     assert not (tmp_path / "x").exists()
 
 
