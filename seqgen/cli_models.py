@@ -9,6 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
+#: Pixels of the images ``seqgen recognize`` holds at once: it reads, prints and forgets the files
+#: in batches of about this much (64 MB of float32), so that a folder of any size runs in bounded memory.
+READ_PIXELS = 2**24
+
 
 def _load_reader(spec: str | None, say):
     """The recognizer ``--model`` names: ``baseline``, a saved baseline (``.pkl``), a sequence model file,
@@ -58,8 +62,11 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 
     say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     model = _load_reader(args.model, say)
-    files, images, failed = [], [], 0
+    files, images, pixels, failed, read = [], [], 0, 0, 0
     for path in _png_files(args.files):
+        if pixels >= READ_PIXELS:
+            read += _read_and_print(model, files, images)
+            files, images, pixels = [], [], 0
         try:
             image = read_png(path)
         except (ValueError, OSError) as exc:  # report it, read the others, fail at the end
@@ -77,8 +84,20 @@ def cmd_recognize(args: argparse.Namespace) -> int:
             print(f"seqgen recognize: warning: {path}: {doubt}", file=sys.stderr)
         files.append(path)
         images.append(image)
-    if not images:
+        pixels += image.size
+    read += _read_and_print(model, files, images)
+    if not read:
         return 2
+    if failed:
+        print(f"seqgen recognize: {failed} of {failed + read} files could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _read_and_print(model, files: list[str], images: list) -> int:
+    """Read ``images`` with ``model`` and print one line per file (read, confidence, file); their count."""
+    if not images:
+        return 0
     if hasattr(model, "predict_with_confidence"):
         reads, confidence = model.predict_with_confidence(images)
         shown = [f"{c:.3f}" for c in confidence]
@@ -86,10 +105,8 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         reads, shown = model.predict(images), ["-"] * len(images)
     for path, digits, c in zip(files, reads, shown):
         print(f"{digits or '-'}\t{c}\t{path}")
-    if failed:
-        print(f"seqgen recognize: {failed} of {failed + len(files)} files could not be read", file=sys.stderr)
-        return 1
-    return 0
+    sys.stdout.flush()  # a batch at a time, also through a pipe
+    return len(images)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -400,3 +400,25 @@ def test_an_interrupted_training_resumes_to_the_uninterrupted_model(tmp_path):
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     curve = [line.split(",") for line in out.with_suffix(".csv").read_text().splitlines()]
     assert [row[0] for row in curve] == ["step", "50", "100", "150"]
+
+
+def test_recognize_reads_and_prints_a_batch_at_a_time(tmp_path, test_digits, monkeypatch, capsys):
+    from seqgen import cli, cli_models, generate_phone_numbers
+    from seqgen.model import SequenceRecognizer
+
+    _, labels = generate_phone_numbers(5, 300, (2, 10), source=test_digits, seed=8, output_path=tmp_path / "pngs")
+    (tmp_path / "pngs" / "0bad.png").write_bytes(b"not a png")  # sorted in among the good ones
+    assert cli.main(["recognize", "--quiet", str(tmp_path / "pngs")]) == 1
+    whole = capsys.readouterr()
+    batches = []
+    read = SequenceRecognizer.predict_with_confidence
+    monkeypatch.setattr(SequenceRecognizer, "predict_with_confidence",
+                        lambda self, images: batches.append(len(images)) or read(self, images))
+    monkeypatch.setattr(cli_models, "READ_PIXELS", 2 * 28 * 300)
+    assert cli.main(["recognize", "--quiet", str(tmp_path / "pngs")]) == 1
+    in_batches = capsys.readouterr()
+    assert batches == [2, 2, 1]  # never more than the budget's worth of images held at once
+    assert in_batches.out == whole.out and len(whole.out.splitlines()) == 5
+    assert [line.split("\t")[2] for line in whole.out.splitlines()] == sorted(
+        str(tmp_path / "pngs" / f"{label}.png") for label in labels)
+    assert in_batches.err == whole.err and "1 of 6 files could not be read" in whole.err
