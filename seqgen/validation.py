@@ -52,19 +52,20 @@ def flag(value, name: str) -> bool:
 
 def positive_int(value, name: str) -> int:
     """``value`` as an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value}")
-    return int(value)
+    return _int_from(value, name, 1, "a positive int")
 
 
 def nonnegative_int(value, name: str) -> int:
     """``value`` as an int >= 0."""
+    return _int_from(value, name, 0, "an int >= 0")
+
+
+def _int_from(value, name: str, least: int, expected: str) -> int:
+    """``value`` as an int >= ``least``: ``TypeError`` for any other type (bool too), ``ValueError`` below."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int >= 0, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name}: expected an int >= 0, got {value}")
+        raise TypeError(f"{name}: expected {expected}, got {value!r}")
+    if value < least:
+        raise ValueError(f"{name}: expected {expected}, got {value}")
     return int(value)
 
 
