@@ -249,7 +249,7 @@ def test_resolve_and_bad_arguments():
         resolve(3)
     with pytest.raises(ValueError, match=r"p: expected a probability in \[0, 1\], got 1.5"):
         Affine(p=1.5)
-    with pytest.raises(ValueError, match="strength: expected a number >= 0, got -1"):
+    with pytest.raises(ValueError, match="strength: expected a number from 0 to 10, got -1"):
         GaussianBlur(strength=-1)
     with pytest.raises(TypeError, match="augmenters: expected Augmenter instances, got str"):
         Pipeline(["blur"])
@@ -313,7 +313,9 @@ def test_glyph_and_image_augmenters_are_two_base_classes():
     (lambda: Elastic(sigma=0), "sigma: expected a finite number > 0 and <= 28, got 0"),
     (lambda: GaussianNoise(sigma=-1), "sigma: expected a finite number >= 0 and <= 1, got -1"),
     (lambda: ScanDegradation(levels=1), r"levels: expected an int in \[2, 256\], got 1"),
-    (lambda: GaussianBlur(strength=float("nan")), "strength: expected a number >= 0, got nan"),
+    (lambda: GaussianBlur(strength=float("nan")), "strength: expected a number from 0 to 10, got nan"),
+    (lambda: GaussianBlur(strength=10.5), "strength: expected a number from 0 to 10, got 10.5"),
+    (lambda: StrokeWidth(strength=1e5), "strength: expected a number from 0 to 10, got 100000.0"),
     (lambda: Contrast(ink="a lot"), "ink: expected a finite number >= 0 and <= 1, got 'a lot'"),
 ])
 def test_settings_are_checked_when_an_augmenter_is_made(make, message):
@@ -479,3 +481,31 @@ def test_image_augmenters_by_block_equal_the_whole_batch(train_digits, monkeypat
         assert all(r.tobytes() == results[-1].tobytes() for r in results)
         assert results[-1].min() >= 0.0 and results[-1].max() <= 1.0
         assert results[-1].tobytes() != images.tobytes()
+
+
+def test_stroke_steps_past_saturation_change_nothing_and_cost_nothing(train_digits):
+    from seqgen.augment import functional as F
+
+    glyphs = train_digits.images[:64]
+    for thinner, extreme in ((False, glyphs.max(axis=(1, 2))), (True, glyphs.min(axis=(1, 2)))):
+        saturated = F.stroke_width(glyphs, F.SATURATING_STEPS, thinner=thinner)
+        assert np.array_equal(saturated, np.broadcast_to(extreme[:, None, None], glyphs.shape))
+        assert np.array_equal(F.stroke_width(glyphs, F.SATURATING_STEPS - 0.5, thinner=thinner), saturated)
+        # a million steps: the same glyphs, not a row a million columns wide per glyph
+        assert np.array_equal(F.stroke_width(glyphs, 1e6, thinner=thinner), saturated)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda F, x: F.gaussian_blur(x, 101), "sigma: expected a number from 0 to 100, got 101"),
+    (lambda F, x: F.gaussian_blur(x, -1.0), "sigma: expected a number from 0 to 100, got -1.0"),
+    (lambda F, x: F.gaussian_blur(x, float("nan")), "sigma: expected a number from 0 to 100, got nan"),
+    (lambda F, x: F.jpeg(x, 101), "quality: expected an int from 0 to 100, got 101"),
+    (lambda F, x: F.jpeg(x, 50.5), "quality: expected an int from 0 to 100, got 50.5"),
+])
+def test_functional_kernels_check_their_scalar_settings(call, message):
+    from seqgen.augment import functional as F
+
+    images = np.full((2, 28, 40), 0.5, np.float32)
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        call(F, images)
+    assert F.jpeg(images, np.int64(100)).shape == F.gaussian_blur(images, 100).shape == images.shape

@@ -18,7 +18,7 @@ Warps, morphology, blur and JPEG run through OpenCV.
 
 Every augmenter has a probability ``p`` (per glyph or per image) and a
 ``strength`` that scales all its magnitudes (0 = no change, 1 = the documented
-defaults).  Each first draws its parameters, ``params(shape, rng)``, from the
+defaults, at most 10).  Each first draws its parameters, ``params(shape, rng)``, from the
 ``numpy.random.Generator`` handed to it, then applies them through a plain
 function of :mod:`seqgen.augment.functional`, usable on any array.  Glyph and
 image augmenters derive from :class:`GlyphAugmenter` and :class:`ImageAugmenter`.

@@ -3,7 +3,7 @@
 Glyph augmenters work on ``(n, 28, 28)`` uint8 glyphs before layout; image
 augmenters on ``(B, 28, W)`` float32 images after drawing.  Every augmenter has
 a probability ``p`` (per glyph or image) and a ``strength`` scaling its
-magnitudes (0 = no change, 1 = the documented defaults).
+magnitudes (0 = no change, 1 = the documented defaults, at most :data:`MAX_STRENGTH`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from collections.abc import Iterable
 import numpy as np
 
 from . import functional as F
+
+#: The largest ``strength``: ten times the documented magnitudes, past which the kernels' memory
+#: (blur padding, stroke steps) would grow without bound for no visible change.
+MAX_STRENGTH = 10
 
 
 def magnitude(value, name: str, high: float = float("inf"), positive: bool = False) -> float:
@@ -37,8 +41,8 @@ class Augmenter:
     def __init__(self, p: float = 0.5, strength: float = 1.0):
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
             raise ValueError(f"p: expected a probability in [0, 1], got {p}")
-        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 <= strength < float("inf"):
-            raise ValueError(f"strength: expected a number >= 0, got {strength}")
+        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 <= strength <= MAX_STRENGTH:
+            raise ValueError(f"strength: expected a number from 0 to {MAX_STRENGTH}, got {strength}")
         self.p = float(p)
         self.strength = float(strength)
 

@@ -9,10 +9,16 @@ augmenters change their images in place, without another copy of them).
 
 from __future__ import annotations
 
+import numbers
+
 import cv2
 import numpy as np
 
 GLYPH = 28
+#: Cross steps after which dilation or erosion changes a glyph no more: its Manhattan diameter.
+SATURATING_STEPS = 2 * (GLYPH - 1)
+#: The widest blur: ten times :class:`~seqgen.augment.GaussianBlur`'s largest ``sigma``, its largest ``strength``.
+MAX_BLUR_SIGMA = 100
 #: Glyphs processed at once by the functions that lay them side by side: their working set
 #: stays in the CPU's cache, and their row under OpenCV's 32,767-pixel limit.
 GLYPH_BATCH = 512
@@ -146,6 +152,9 @@ def stroke_width(glyphs: np.ndarray, amount: float, thinner: bool = False) -> np
 
 def stroke_widths(glyphs: np.ndarray, amounts: np.ndarray) -> np.ndarray:
     """:func:`stroke_width` with one signed amount per glyph (negative: thinner)."""
+    # after as many cross steps as a glyph's Manhattan diameter every pixel holds the glyph's extreme:
+    # more steps change nothing, and would only widen the row that _morph_row lays out
+    amounts = np.clip(amounts, -SATURATING_STEPS, SATURATING_STEPS)
     out = glyphs.copy()
     for sign, which in ((1, np.flatnonzero(amounts > 0)), (-1, np.flatnonzero(amounts < 0))):
         for start in range(0, len(which), GLYPH_BATCH):
@@ -242,8 +251,11 @@ def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
     """Blur each image by ``sigma`` pixels (OpenCV, edges repeated as ``scipy.ndimage``'s ``nearest``).
 
     The images are stacked into one, each padded with copies of its edge rows as far as the
-    kernel reaches, so one call blurs them all without mixing neighbours.
+    kernel reaches, so one call blurs them all without mixing neighbours.  ``sigma`` is at
+    most :data:`MAX_BLUR_SIGMA`: the padding grows with it.
     """
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 <= sigma <= MAX_BLUR_SIGMA:
+        raise ValueError(f"sigma: expected a number from 0 to {MAX_BLUR_SIGMA}, got {sigma!r}")
     n, h, w = images.shape
     radius = int(4.0 * sigma + 0.5)  # scipy's reach at its default truncate=4
     kernel = cv2.getGaussianKernel(2 * radius + 1, sigma, cv2.CV_32F)
@@ -350,6 +362,8 @@ def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
     """
     from ..io import to_uint8
 
+    if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 0 <= quality <= 100:
+        raise ValueError(f"quality: expected an int from 0 to 100, got {quality!r}")
     n, h, w = images.shape
     tall = -(-h // 8) * 8
     out = np.empty(images.shape, np.float32)
