@@ -22,7 +22,6 @@ import numpy as np
 
 from . import validation as check
 from .digits import DigitSet
-from .validation import not_one_string
 
 _FORMAT = 1  # version of the saved-model file layout
 _MIN_AREA = 6  # components smaller than this many pixels are specks
@@ -46,8 +45,8 @@ def score(predicted, labels) -> dict:
         errors than the labels hold digits, as an untrained model's do); ``sequence_accuracy``: share of exact
         matches; ``n``: number of labels.
     """
-    not_one_string(predicted, "predicted")
-    not_one_string(labels, "labels")
+    check.not_one_string(predicted, "predicted")
+    check.not_one_string(labels, "labels")
     predicted, labels = list(predicted), [str(label) for label in labels]
     for i, read in enumerate(predicted):
         if not isinstance(read, str):
