@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -272,9 +273,9 @@ class SequenceRecognizer:
         if not path.is_file():
             raise ValueError(f"model: {path} is not a file")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for a damaged or foreign file
-            raise ValueError(f"model: {path} is not a seqgen sequence model ({type(exc).__name__})") from None
+            state = load_weights(path)
+        except ValueError as exc:
+            raise ValueError(f"model: {path} is not a seqgen sequence model ({exc})") from None
         if not isinstance(state, dict) or state.get("architecture") != ARCHITECTURE:
             raise ValueError(f"model: {path} is not a seqgen sequence model (no {ARCHITECTURE!r} header)")
         if state.get("format") != FORMAT:
@@ -295,3 +296,18 @@ class SequenceRecognizer:
 def shipped_model_path() -> Path:
     """The checkpoint shipped in the repository's ``models/`` folder (trained on the offline sample)."""
     return Path(__file__).resolve().parents[1] / "models" / "crnn-sample.pt"
+
+
+def load_weights(path: Path):
+    """What ``torch.load`` reads from the file ``path`` as weights only (never arbitrary objects).
+
+    Raises ``ValueError`` saying why it cannot (an empty file, or not one of weights): torch raises
+    several types for a damaged or foreign file, and warns about some, none of which says so.
+    """
+    try:
+        with warnings.catch_warnings():  # its notes on a foreign pickle: the error is what matters
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - see above
+        empty = os.path.getsize(path) == 0
+        raise ValueError("an empty file" if empty else "PyTorch cannot read it as a file of weights") from None

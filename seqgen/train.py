@@ -25,7 +25,7 @@ import torch
 from .augment import Affine, Elastic, Pipeline, Size, StrokeWidth
 from .digits import DigitSet
 from .dataset import BLANK, DataGenerator, encode_labels
-from .model import SequenceRecognizer, best_paths
+from .model import SequenceRecognizer, best_paths, load_weights
 from .parallel import check_local_processes
 from .recognizer import score
 
@@ -399,9 +399,9 @@ def _load_state(path) -> dict | None:
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises several types for a damaged or foreign file
-        raise TrainingStateError(path, f"is not a seqgen training state ({type(exc).__name__})") from None
+        state = load_weights(path)
+    except ValueError as exc:
+        raise TrainingStateError(path, f"is not a seqgen training state ({exc})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise TrainingStateError(path, f"is not a seqgen training state of format {STATE_FORMAT}")
     return state

@@ -245,7 +245,7 @@ def test_train_with_a_damaged_state_file_says_to_start_again(tmp_path):
     (tmp_path / "m.pt.partial").write_bytes(b"not a state")
     result = run_cli("train", "--out", "m.pt", "--steps", "2", "--source", "sample", "--quiet", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr == (
-        "seqgen train: error: --out: m.pt.partial is not a seqgen training state (UnpicklingError); "
+        "seqgen train: error: --out: m.pt.partial is not a seqgen training state (PyTorch cannot read it as a file of weights); "
         "pass --overwrite to start again\n")
     assert (tmp_path / "m.pt.partial").read_bytes() == b"not a state"
 

@@ -229,7 +229,7 @@ def test_a_state_of_other_settings_is_refused(train_digits, tmp_path, monkeypatc
     with pytest.raises(TrainingStateError, match=r"state_path: .*m.pt.partial is not a seqgen training state") as err:
         train(SequenceRecognizer(**TINY, seed=2), train_digits, state_path=state, **options)
     assert isinstance(err.value, ValueError) and err.value.path == state
-    assert err.value.problem == "is not a seqgen training state (UnpicklingError)" and not err.value.resumable
+    assert err.value.problem == "is not a seqgen training state (PyTorch cannot read it as a file of weights)" and not err.value.resumable
     assert str(err.value).endswith("; remove it to start again")
 
 
