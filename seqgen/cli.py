@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``seqgen`` command."""
     from . import __version__, cli_models
 
-    parser = _Parser(prog="seqgen", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="seqgen", description="Synthetic images of handwritten digit sequences, composed from "
+                     "real MNIST digits, with exact labels (also python -m seqgen).")
     parser.add_argument("--version", action="version", version=f"seqgen {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 

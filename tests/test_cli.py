@@ -18,6 +18,19 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
                           cwd=cwd, env=dict(os.environ))
 
 
+def test_help_is_plain_text_for_the_terminal():
+    import argparse
+
+    from seqgen.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    texts = [parser.format_help()] + [command.format_help() for command in commands.values()]
+    assert len(texts) == 8 and texts[0].split("\n\n")[1].startswith("Synthetic images of handwritten digit")
+    markup = re.compile(r"``|:(func|class|data|meth|mod):")  # Sphinx roles belong in docstrings only
+    assert [name for name, text in zip(["seqgen", *commands], texts) if markup.search(text)] == []
+
+
 def test_sequence_writes_one_png(tmp_path):
     result = run_cli("sequence", "--digits", "78677", "--image-width", "150", "--seed", "1",
                      "--source", "sample", "--output-dir", str(tmp_path))
