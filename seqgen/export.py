@@ -371,8 +371,12 @@ def _run_shards(plan, spec, fs, root, output, todo, manifest, store, png_level, 
                          f"in {manifest.path}; it cannot resume with the same arguments)") from exc
     except BaseException as exc:
         done = _record_stop(plan, spec, fs, root, manifest, store)
-        message = (f"export stopped with {done:,} of {plan.num_images:,} images in {len(manifest.records)} complete "
-                   f"shards, recorded in {manifest.path}; run the same command again to resume")
+        stopped = (f"export stopped with {done:,} of {plan.num_images:,} images in {len(manifest.records)} complete "
+                   f"shards, recorded in {manifest.path}")
+        if isinstance(exc, FileExistsError):  # a file that is not this export's: running it again alone fails again
+            raise ExportError(f"{stopped}: {exc}; move that file away, then run the same command again to "
+                              "resume") from exc
+        message = f"{stopped}; run the same command again to resume"
         if isinstance(exc, KeyboardInterrupt):
             raise KeyboardInterrupt(message) from None
         raise ExportError(f"{message} ({type(exc).__name__}: {exc})") from exc

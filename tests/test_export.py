@@ -6,6 +6,7 @@ import glob
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -226,11 +227,21 @@ def test_an_export_by_a_seqgen_that_drew_other_bytes_is_not_resumed(train_digits
     assert tree(tmp_path) == before
 
 
-def test_a_foreign_file_under_a_shard_name_is_never_overwritten(train_digits, tmp_path):
-    (tmp_path / "shard-000000.tar").write_bytes(b"not ours")
-    with pytest.raises(ExportError, match="shard-000000.tar exists and holds different bytes; it is not overwritten"):
-        export(tmp_path, N, WIDTH, source=train_digits, format="webdataset", **COMMON)
-    assert (tmp_path / "shard-000000.tar").read_bytes() == b"not ours"
+@pytest.mark.parametrize("fmt", ["png", "webdataset"])
+def test_a_foreign_file_under_a_shard_name_is_never_overwritten(fmt, train_digits, tmp_path):
+    export(tmp_path / "whole", N, WIDTH, source=train_digits, format=fmt, **COMMON)
+    name = "shard-000000.tar" if fmt == "webdataset" else sorted(p.name for p in (tmp_path / "whole").glob("*.png"))[0]
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / name).write_bytes(b"not ours")
+    # running the same command again would fail again: the error says what to do first
+    with pytest.raises(ExportError, match=rf"recorded in .*manifest.json: .*{re.escape(name)} exists and holds different "
+                                          r"bytes; it is not overwritten; move that file away, then run the same "
+                                          r"command again to resume$"):
+        export(tmp_path / "cut", N, WIDTH, source=train_digits, format=fmt, **COMMON)
+    assert (tmp_path / "cut" / name).read_bytes() == b"not ours"
+    (tmp_path / "cut" / name).unlink()
+    export(tmp_path / "cut", N, WIDTH, source=train_digits, format=fmt, **COMMON)
+    assert tree(tmp_path / "cut") == tree(tmp_path / "whole")
 
 
 def test_parts_of_a_job_array_add_up_to_the_whole(train_digits, tmp_path):
