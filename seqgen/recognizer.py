@@ -308,12 +308,15 @@ def default_recognizer(progress=print) -> BaselineRecognizer:
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
-    """A grayscale PNG as a ``(28, W)`` float32 image in [0, 1]."""
+    """A PNG (grey or colour, 8 or 16 bits) as a ``(28, W)`` float32 grey image in [0, 1]."""
     from PIL import Image
 
     try:
         with Image.open(path) as png:
-            image = np.asarray(png.convert("L"), dtype=np.float32) / 255.0
+            if png.mode.startswith("I;16"):  # 16-bit grey: convert("L") would clip every value above 255 to white
+                image = np.asarray(png, dtype=np.float32) / 65535.0
+            else:
+                image = np.asarray(png.convert("L"), dtype=np.float32) / 255.0
     except Image.DecompressionBombError:
         raise ValueError(f"{path}: too many pixels for a sequence image (over Pillow's limit)") from None
     if image.shape[0] != 28:

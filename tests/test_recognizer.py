@@ -256,3 +256,20 @@ def test_cli_recognize_bad_file(tmp_path):
                           (tmp_path / "missing.png", "No such file")]:
         result = subprocess.run([sys.executable, "-m", "seqgen", "recognize", str(path)], capture_output=True, text=True)
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_a_16_bit_png_reads_as_the_same_image_as_an_8_bit_one(tmp_path, test_digits):
+    from PIL import Image
+
+    from seqgen.recognizer import read_png
+
+    grey = np.rint(generate_numbers_sequence("0123456789", 300, (2, 10), source=test_digits, seed=0) * 255)
+    Image.fromarray(grey.astype(np.uint8)).save(tmp_path / "8.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "16.png")  # 0-255 onto 0-65535
+    Image.fromarray(grey.astype(np.uint8)).convert("RGB").save(tmp_path / "rgb.png")
+    assert Image.open(tmp_path / "16.png").mode == "I;16"
+    eight = read_png(tmp_path / "8.png")
+    assert eight.dtype == np.float32 and eight.shape == (28, 300) and eight.min() < 0.1  # ink, not blank paper
+    for other in ("16.png", "rgb.png"):
+        image = read_png(tmp_path / other)
+        assert image.dtype == np.float32 and np.abs(image - eight).max() < 1e-6, other
