@@ -308,13 +308,18 @@ def default_recognizer(progress=print) -> BaselineRecognizer:
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
-    """A PNG (grey or colour, 8 or 16 bits) as a ``(28, W)`` float32 grey image in [0, 1]."""
+    """A PNG (grey or colour, 8 or 16 bits; transparent pixels are white paper) as a ``(28, W)``
+    float32 grey image in [0, 1]."""
     from PIL import Image
 
     try:
         with Image.open(path) as png:
             if png.mode.startswith("I;16"):  # 16-bit grey: convert("L") would clip every value above 255 to white
                 image = np.asarray(png, dtype=np.float32) / 65535.0
+            elif png.has_transparency_data:  # seen as a viewer shows it, on white paper (convert("L") drops alpha)
+                rgba = png.convert("RGBA")
+                paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                image = np.asarray(Image.alpha_composite(paper, rgba).convert("L"), dtype=np.float32) / 255.0
             else:
                 image = np.asarray(png.convert("L"), dtype=np.float32) / 255.0
     except Image.DecompressionBombError:

@@ -258,7 +258,7 @@ def test_cli_recognize_bad_file(tmp_path):
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr
 
 
-def test_a_16_bit_png_reads_as_the_same_image_as_an_8_bit_one(tmp_path, test_digits):
+def test_16_bit_colour_and_transparent_pngs_read_as_the_same_image(tmp_path, test_digits):
     from PIL import Image
 
     from seqgen.recognizer import read_png
@@ -273,3 +273,10 @@ def test_a_16_bit_png_reads_as_the_same_image_as_an_8_bit_one(tmp_path, test_dig
     for other in ("16.png", "rgb.png"):
         image = read_png(tmp_path / other)
         assert image.dtype == np.float32 and np.abs(image - eight).max() < 1e-6, other
+    # black ink whose darkness is its opacity, on transparent paper: a viewer shows it on white
+    ink = (255 - grey).astype(np.uint8)
+    Image.fromarray(np.stack([np.zeros_like(ink), ink], -1), "LA").save(tmp_path / "la.png")
+    Image.fromarray(np.stack([np.zeros_like(ink)] * 3 + [ink], -1), "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(grey.astype(np.uint8)).convert("RGBA").save(tmp_path / "opaque.png")
+    for other in ("la.png", "rgba.png", "opaque.png"):
+        assert np.abs(read_png(tmp_path / other) - eight).max() <= 1 / 255 + 1e-6, other
