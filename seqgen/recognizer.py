@@ -314,7 +314,8 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
 
     try:
         with Image.open(path) as png:
-            if png.mode.startswith("I;16"):  # 16-bit grey: convert("L") would clip every value above 255 to white
+            if png.mode == "I" or png.mode.startswith("I;16"):  # 16-bit grey (Pillow opens it as one or the
+                # other, by version): convert("L") would clip every value above 255 to white
                 image = np.asarray(png, dtype=np.float32) / 65535.0
             elif png.has_transparency_data:  # seen as a viewer shows it, on white paper (convert("L") drops alpha)
                 rgba = png.convert("RGBA")

@@ -267,10 +267,11 @@ def test_16_bit_colour_and_transparent_pngs_read_as_the_same_image(tmp_path, tes
     Image.fromarray(grey.astype(np.uint8)).save(tmp_path / "8.png")
     Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "16.png")  # 0-255 onto 0-65535
     Image.fromarray(grey.astype(np.uint8)).convert("RGB").save(tmp_path / "rgb.png")
-    assert Image.open(tmp_path / "16.png").mode == "I;16"
+    Image.fromarray(grey.astype(np.int32) * 257).save(tmp_path / "32.tif")  # opens in mode I, as older Pillows open 16.png
+    assert Image.open(tmp_path / "16.png").mode == "I;16" and Image.open(tmp_path / "32.tif").mode == "I"
     eight = read_png(tmp_path / "8.png")
     assert eight.dtype == np.float32 and eight.shape == (28, 300) and eight.min() < 0.1  # ink, not blank paper
-    for other in ("16.png", "rgb.png"):
+    for other in ("16.png", "32.tif", "rgb.png"):
         image = read_png(tmp_path / other)
         assert image.dtype == np.float32 and np.abs(image - eight).max() < 1e-6, other
     # black ink whose darkness is its opacity, on transparent paper: a viewer shows it on white
