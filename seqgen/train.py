@@ -10,6 +10,7 @@ turn, through a ``torch.utils.data.DataLoader`` with worker processes.  Batch
 from __future__ import annotations
 
 import csv
+import hashlib
 import inspect
 import io
 import math
@@ -80,6 +81,23 @@ class RecipeBatches(torch.utils.data.Dataset):
         images, labels = self.generators[index % k][index // k]
         targets, lengths = encode_labels(labels)
         return torch.from_numpy(images), torch.from_numpy(targets), torch.from_numpy(lengths), list(labels)
+
+
+def data_fingerprint(digits: DigitSet, steps: int, batch_size: int, recipes=RECIPES, seed: int = 0) -> str:
+    """SHA-256 of a training run's first batch of each recipe (images and labels).
+
+    The batches are pure functions of these settings and of seqgen's output, so the
+    fingerprint, recorded in a trained model (``training["data_sha256"]``), tells whether
+    today's seqgen still draws the data that model was trained on: only then does the
+    same training give the same weights.
+    """
+    data = RecipeBatches(digits, steps, batch_size, recipes, seed)
+    digest = hashlib.sha256()
+    for i in range(min(steps, len(data.generators))):
+        images, _, _, labels = data[i]
+        digest.update(images.numpy().tobytes())
+        digest.update("\n".join(labels).encode())
+    return digest.hexdigest()
 
 
 def keep_freed_memory() -> None:
@@ -374,7 +392,8 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
     model.eval()
     recognizer.trained_on = f"{digits.name}/{digits.split}"
     recognizer.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "threads": threads,
-                           "samples": steps * batch_size, "seconds": round(time.perf_counter() - start, 1)}
+                           "samples": steps * batch_size, "seconds": round(time.perf_counter() - start, 1),
+                           "data_sha256": data_fingerprint(digits, steps, batch_size, recipes, seed)}
     return rows
 
 

@@ -282,3 +282,16 @@ def test_shipped_checkpoint_reads_held_out_phone_numbers(test_digits):
     assert confidence[right].mean() > confidence[~right].mean() if (~right).any() else True
     touching, labels = generate_phone_numbers(100, 200, (-2, 0), source=test_digits, seed=123)
     assert model.evaluate(touching, labels)["char_accuracy"] >= 0.9
+
+
+def test_the_shipped_checkpoint_is_what_its_command_trains_today(train_digits):
+    """models/README.md gives the command that made the checkpoint; it gives the same weights only while
+    seqgen draws the same training data.  A change of seqgen's output (the augmenters, say) fails here:
+    run that command again to ship a checkpoint of today's data."""
+    from seqgen.train import RECIPES, data_fingerprint
+
+    training = SequenceRecognizer.load(shipped_model_path()).training
+    assert (training["steps"], training["batch_size"], training["seed"], training.get("threads")) == (4000, 64, 0, 2)
+    today = data_fingerprint(train_digits, training["steps"], training["batch_size"], RECIPES, training["seed"])
+    assert training.get("data_sha256") == today, "retrain: seqgen train --steps 4000 --source sample " \
+        "--out models/crnn-sample.pt --threads 2 --overwrite"

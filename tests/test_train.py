@@ -10,7 +10,7 @@ import torch
 
 from seqgen.dataset import BLANK
 from seqgen.model import SequenceRecognizer
-from seqgen.train import LOG_COLUMNS, RECIPES, RecipeBatches, TrainingStateError, train
+from seqgen.train import LOG_COLUMNS, RECIPES, RecipeBatches, TrainingStateError, data_fingerprint, train
 
 TINY = dict(channels=(4, 8, 16), hidden=16, features=32)
 RECIPE = ({"image_width": 120, "spacing_range": (2, 6), "length": (2, 4), "augment": None},
@@ -53,6 +53,21 @@ def test_a_short_run_lowers_the_loss_and_logs_the_curve(train_digits, tmp_path):
     assert model.trained_on == "sample/train" and model.training["steps"] == 60
     assert not model.model.training  # left in eval mode
     assert torch.get_num_threads() == threads_before
+
+
+def test_a_trained_model_records_a_fingerprint_of_its_data(train_digits, tmp_path):
+    model = SequenceRecognizer(**TINY, seed=0)
+    train(model, train_digits, steps=3, batch_size=8, recipes=RECIPE, seed=4, workers=0, threads=1, progress=False)
+    recorded = model.training["data_sha256"]
+    assert recorded == data_fingerprint(train_digits, 3, 8, RECIPE, 4)
+    assert SequenceRecognizer.load(model.save(tmp_path / "m.pt")).training["data_sha256"] == recorded
+    # the first batch of each recipe: another seed, batch size or recipe draws other data
+    others = {data_fingerprint(train_digits, 3, 8, RECIPE, 5), data_fingerprint(train_digits, 3, 9, RECIPE, 4),
+              data_fingerprint(train_digits, 3, 8, (RECIPE[0], {**RECIPE[1], "augment": None}), 4),
+              data_fingerprint(train_digits, 1, 8, RECIPE, 4)}
+    assert recorded not in others and len(others) == 4
+    # later batches are not part of it: a longer run of the same recipes starts with the same data
+    assert data_fingerprint(train_digits, 30, 8, RECIPE, 4) == recorded
 
 
 def test_same_seed_same_weights_with_worker_processes(train_digits):
