@@ -366,13 +366,13 @@ def _run_shards(plan, spec, fs, root, output, todo, manifest, store, png_level, 
             manifest.add(record)
             bar.update(1)
     except ValueError as exc:  # the request cannot be met (fit='error'): running it again fails again
-        done = _record_stop(plan, spec, fs, root, manifest, store)
-        raise ValueError(f"{exc} (the export stopped with {done:,} of {plan.num_images:,} images, recorded "
-                         f"in {manifest.path}; it cannot resume with the same arguments)") from exc
+        done, recorded = _record_stop(plan, spec, fs, root, manifest, store)
+        raise ValueError(f"{exc} (the export stopped with {done:,} of {plan.num_images:,} images, {recorded}; "
+                         "it cannot resume with the same arguments)") from exc
     except BaseException as exc:
-        done = _record_stop(plan, spec, fs, root, manifest, store)
+        done, recorded = _record_stop(plan, spec, fs, root, manifest, store)
         stopped = (f"export stopped with {done:,} of {plan.num_images:,} images in {len(manifest.records)} complete "
-                   f"shards, recorded in {manifest.path}")
+                   f"shards, {recorded}")
         if isinstance(exc, FileExistsError):  # a file that is not this export's: running it again alone fails again
             raise ExportError(f"{stopped}: {exc}; move that file away, then run the same command again to "
                               "resume") from exc
@@ -385,8 +385,14 @@ def _run_shards(plan, spec, fs, root, output, todo, manifest, store, png_level, 
     return written
 
 
-def _record_stop(plan, spec, fs, root, manifest, store) -> int:
-    """Record the complete shards of a stopped export; the number of images they hold."""
-    manifest.save()
-    spec.finish(fs, root, plan, manifest, store)
-    return sum(r["count"] for r in manifest.records.values())
+def _record_stop(plan, spec, fs, root, manifest, store) -> tuple[int, str]:
+    """Record the complete shards of a stopped export: the number of images they hold, and where they
+    are recorded, or why they could not be (a full disk stops the shards and their record alike)."""
+    done = sum(r["count"] for r in manifest.records.values())
+    try:
+        manifest.save()
+        spec.finish(fs, root, plan, manifest, store)
+    except Exception as exc:  # noqa: BLE001 - the error that stopped the export is the one to raise
+        return done, (f"which could not all be recorded in {manifest.path} ({type(exc).__name__}: {exc}); "
+                      "a resumed export renders them again")
+    return done, f"recorded in {manifest.path}"

@@ -244,6 +244,37 @@ def test_a_foreign_file_under_a_shard_name_is_never_overwritten(fmt, train_digit
     assert tree(tmp_path / "cut") == tree(tmp_path / "whole")
 
 
+@pytest.mark.parametrize("fmt, files", [("png", 120), ("webdataset", 2)])
+def test_a_full_disk_stops_an_export_that_resumes_once_there_is_room(fmt, files, train_digits, tmp_path, monkeypatch):
+    import errno
+
+    from seqgen import formats
+
+    export(tmp_path / "whole", N, WIDTH, source=train_digits, format=fmt, **COMMON)
+    room = {"files": files}  # a disk that fills up in the second shard: the manifest, then 100 PNGs or one tar
+
+    def on_a_small_disk(write):
+        def written(path, payload):
+            if room["files"] == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            room["files"] -= 1
+            return write(path, payload)
+        return written
+
+    for name in ("write_or_keep", "replace_own_file"):  # the shards' files, and the manifest and labels
+        monkeypatch.setattr(formats, name, on_a_small_disk(getattr(formats, name)))
+    # the record of the complete shards cannot be written either: the error that stopped the export says
+    # so, instead of a bare "No space left on device" from the attempt to record them
+    with pytest.raises(ExportError, match=r"export stopped with \d+ of 250 images in \d complete shards, which could "
+                                          r"not all be recorded in .*manifest.json \(OSError: \[Errno 28\] No space "
+                                          r"left on device.*\); a resumed export renders them again; run the same "
+                                          r"command again to resume \(OSError: \[Errno 28\] No space left"):
+        export(tmp_path / "cut", N, WIDTH, source=train_digits, format=fmt, **COMMON)
+    monkeypatch.undo()  # room on the disk again
+    export(tmp_path / "cut", N, WIDTH, source=train_digits, format=fmt, **COMMON)
+    assert tree(tmp_path / "cut") == tree(tmp_path / "whole")
+
+
 def test_parts_of_a_job_array_add_up_to_the_whole(train_digits, tmp_path):
     export(tmp_path / "whole", N, WIDTH, source=train_digits, format="lmdb", **COMMON)
     export(tmp_path / "parts", N, WIDTH, source=train_digits, format="lmdb", part=(2, 2), **COMMON)
