@@ -171,7 +171,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(str(exc).replace("run the same training again", "run the same command again")) \
             from None
-    recognizer.save(out)
+    except OSError as exc:
+        raise OSError(str(exc).replace("run the same training again", "run the same command again")) from None
+    try:
+        recognizer.save(out)
+    except OSError as exc:  # the trained state is whole: the same command saves the model without training
+        raise OSError(f"--out: cannot write {out} ({exc.strerror or exc}); the trained model is kept in {state}: "
+                      "run the same command again to save it once the file can be written") from None
     state.unlink()  # the model is saved: the state is no longer needed
     last = rows[-1]
     print(f"trained {last['step']} steps ({last['samples']} sequences, {last['seconds']:.0f} s) on "

@@ -329,11 +329,22 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
                       f"{threads}: its weights will differ from an unstopped run's (threads={state['threads']} "
                       "keeps them the same)", RuntimeWarning, stacklevel=3)
 
+    kept = None if state is None else done  # the step of the state that state_path holds
+
     def save() -> None:
-        _save_state(state_path, {"settings": settings, "step": done, "threads": threads, "model": model.state_dict(),
-                                 "optimizer": optimizer.state_dict(), "rows": rows,
-                                 "window": [[float(x) for x in losses], [str(x) for x in reads], [str(x) for x in truths]],
-                                 "seconds": time.perf_counter() - start})
+        nonlocal kept
+        try:
+            _save_state(state_path, {"settings": settings, "step": done, "threads": threads,
+                                     "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rows": rows,
+                                     "window": [[float(x) for x in losses], [str(x) for x in reads],
+                                                [str(x) for x in truths]],
+                                     "seconds": time.perf_counter() - start})
+        except OSError as exc:  # a full disk, say: the message says what is kept and what to do
+            raise OSError(f"state_path: cannot save the training's state in {state_path} ({exc.strerror or exc}); "
+                          + ("nothing was saved there: run the same training again to start it" if kept is None else
+                             f"it keeps the state after step {kept:,}: run the same training again to resume it")
+                          + " once the file can be written") from exc
+        kept = done
 
     if state is None and state_path is not None:
         save()  # before the learning curve is begun: a run killed before its first timed save resumes from step 0

@@ -376,6 +376,32 @@ def test_a_damaged_source_folder_is_one_line_naming_the_flag_and_the_file(tmp_pa
                         r"6e6f7420; an IDX file starts with two zero bytes\n", result.stderr), result.stderr
 
 
+def test_a_model_that_cannot_be_written_is_kept_for_the_same_command_to_save(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from seqgen import cli
+    from seqgen.model import SequenceRecognizer
+
+    out = tmp_path / "m.pt"
+    command = ["train", "--steps", "3", "--batch-size", "4", "--workers", "0", "--threads", "1", "--source",
+               "sample", "--quiet", "--out", str(out)]
+    real_save = SequenceRecognizer.save
+
+    def full_disk(self, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(SequenceRecognizer, "save", full_disk)
+    assert cli.main(command) == 2
+    err = capsys.readouterr().err
+    assert err == (f"seqgen train: error: --out: cannot write {out} (No space left on device); the trained model is "
+                   f"kept in {out}.partial: run the same command again to save it once the file can be written\n")
+    assert not out.exists() and (tmp_path / "m.pt.partial").exists()
+    monkeypatch.setattr(SequenceRecognizer, "save", real_save)  # room again
+    assert cli.main(command) == 0
+    assert out.exists() and not (tmp_path / "m.pt.partial").exists()
+    assert SequenceRecognizer.load(out).training["steps"] == 3
+
+
 def test_an_interrupted_training_resumes_to_the_uninterrupted_model(tmp_path):
     import signal
     import time

@@ -179,6 +179,39 @@ def _stopped_at(step_number: int, monkeypatch):
     monkeypatch.setattr(train_module, "_step", step)
 
 
+@pytest.mark.parametrize("fails_at, kept", [(1, r"nothing was saved there: run the same training again to start it"),
+                                             (3, r"it keeps the state after step 1: run the same training again to "
+                                                 r"resume it")])
+def test_a_state_that_cannot_be_saved_says_what_is_kept(fails_at, kept, train_digits, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from seqgen import train as train_module
+
+    options = {"steps": 4, "batch_size": 8, "recipes": RECIPE, "workers": 0, "threads": 1, "progress": False,
+               "save_every": 0}  # saved as it starts, then after every step
+    whole = SequenceRecognizer(**TINY, seed=2)
+    train(whole, train_digits, **options)
+    real, calls = train_module._save_state, []
+
+    def full_disk(path, state):
+        calls.append(1)
+        if len(calls) >= fails_at:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, state)
+
+    monkeypatch.setattr(train_module, "_save_state", full_disk)
+    state = tmp_path / "m.pt.partial"
+    with pytest.raises(OSError, match=r"^state_path: cannot save the training's state in .*m.pt.partial \(No space "
+                                      rf"left on device\); {kept} once the file can be written$"):
+        train(SequenceRecognizer(**TINY, seed=2), train_digits, state_path=state, **options)
+    monkeypatch.undo()  # room again: the same training resumes (or starts) and ends with the same weights
+    resumed = SequenceRecognizer(**TINY, seed=2)
+    train(resumed, train_digits, state_path=state, **options)
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("workers", [0, 1])
 def test_a_stopped_training_resumes_to_the_weights_of_an_unstopped_one(workers, train_digits, tmp_path, monkeypatch):
     options = {"steps": 12, "batch_size": 8, "recipes": RECIPE, "workers": workers, "threads": 1, "log_every": 4,
