@@ -10,7 +10,7 @@ import torch
 
 from seqgen.dataset import BLANK
 from seqgen.model import SequenceRecognizer
-from seqgen.train import LOG_COLUMNS, RECIPES, RecipeBatches, TrainingStateError, data_fingerprint, train
+from seqgen.train import LOG_COLUMNS, RECIPES, RecipeBatches, TrainingStateError, train
 
 TINY = dict(channels=(4, 8, 16), hidden=16, features=32)
 RECIPE = ({"image_width": 120, "spacing_range": (2, 6), "length": (2, 4), "augment": None},
@@ -56,6 +56,8 @@ def test_a_short_run_lowers_the_loss_and_logs_the_curve(train_digits, tmp_path):
 
 
 def test_a_trained_model_records_a_fingerprint_of_its_data(train_digits, tmp_path):
+    from seqgen.train import data_fingerprint
+
     model = SequenceRecognizer(**TINY, seed=0)
     train(model, train_digits, steps=3, batch_size=8, recipes=RECIPE, seed=4, workers=0, threads=1, progress=False)
     recorded = model.training["data_sha256"]
@@ -180,8 +182,8 @@ def _stopped_at(step_number: int, monkeypatch):
 
 
 @pytest.mark.parametrize("fails_at, kept", [(1, r"nothing was saved there: run the same training again to start it"),
-                                             (3, r"it keeps the state after step 1: run the same training again to "
-                                                 r"resume it")])
+                                             (3, (r"it keeps the state after step 1: run the same training again to "
+                                                  r"resume it"))])
 def test_a_state_that_cannot_be_saved_says_what_is_kept(fails_at, kept, train_digits, tmp_path, monkeypatch):
     import errno
     import os
