@@ -16,6 +16,7 @@ from __future__ import annotations
 import numbers
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -303,7 +304,12 @@ def default_recognizer(progress=print) -> BaselineRecognizer:
             progress(f"the cached baseline recognizer {path} is damaged; training it again")
     progress(f"training the baseline recognizer on {len(digits)} {digits.name} digits (once) ...")
     model = BaselineRecognizer().fit(digits, seed=0)
-    model.save(path)
+    try:
+        model.save(path)
+    except (OSError, ValueError) as exc:  # a full or read-only cache folder: the reads need no cache
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        warnings.warn(f"the baseline recognizer could not be cached in {path} ({reason}); it is trained again "
+                      "at its next use", RuntimeWarning, stacklevel=2)
     return model
 
 

@@ -201,6 +201,27 @@ def test_cli_recognize_baseline_trains_once_then_uses_the_cache(tmp_path, test_d
     assert fourth.returncode == 0 and fourth.stdout == first.stdout  # rebuilt once, never fatal twice
 
 
+def test_a_baseline_that_cannot_be_cached_still_reads(train_digits, test_digits, monkeypatch):
+    import errno
+
+    from seqgen import data, recognizer
+
+    monkeypatch.setattr(data, "load_mnist", lambda split, **kwargs: train_digits)  # what "auto" gives offline
+    fit, few = recognizer.BaselineRecognizer.fit, train_digits.subset(per_class=30)
+    monkeypatch.setattr(recognizer.BaselineRecognizer, "fit", lambda self, digits, seed=0: fit(self, few, seed))
+
+    def full_disk(self, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(recognizer.BaselineRecognizer, "save", full_disk)
+    with pytest.warns(RuntimeWarning, match=r"the baseline recognizer could not be cached in .*recognizer-.*\.pkl "
+                                            r"\(No space left on device\); it is trained again at its next use"):
+        reader = recognizer.default_recognizer(progress=lambda message: None)
+    images, labels = generate_phone_numbers(3, 300, (4, 8), source=test_digits, seed=3)
+    assert [len(read) for read in reader.predict(images)] == [11, 11, 11]
+    assert not list(data.cache_dir().glob("recognizer-*.pkl"))
+
+
 def test_the_baseline_cache_key_follows_the_training_jitter(train_digits, monkeypatch):
     """A cached baseline trained on copies that today's augmentation code would draw differently is not reused."""
     from seqgen import recognizer
