@@ -217,7 +217,7 @@ def test_a_baseline_that_cannot_be_cached_still_reads(train_digits, test_digits,
     with pytest.warns(RuntimeWarning, match=r"the baseline recognizer could not be cached in .*recognizer-.*\.pkl "
                                             r"\(No space left on device\); it is trained again at its next use"):
         reader = recognizer.default_recognizer(progress=lambda message: None)
-    images, labels = generate_phone_numbers(3, 300, (4, 8), source=test_digits, seed=3)
+    images, _ = generate_phone_numbers(3, 300, (4, 8), source=test_digits, seed=3)
     assert [len(read) for read in reader.predict(images)] == [11, 11, 11]
     assert not list(data.cache_dir().glob("recognizer-*.pkl"))
 
