@@ -157,7 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         prepare_output_dir(path.parent, flag)
     if args.overwrite:
         state.unlink(missing_ok=True)
-    digits = load_mnist("train", source=args.source)
+    digits = load_mnist("train", source=args.source, progress=not args.quiet)
     recognizer = SequenceRecognizer(seed=args.seed)
     if resuming and not args.quiet:
         print(f"resuming the training saved in {state}", file=sys.stderr)

@@ -239,14 +239,14 @@ def check_source(source):
     )
 
 
-def resolve_source(source, split: str = "train") -> DigitSet:
-    """The DigitSet to draw from: ``source`` itself, or ``load_mnist(split, source)``.
+def resolve_source(source, split: str = "train", progress: bool = True) -> DigitSet:
+    """The DigitSet to draw from: ``source`` itself, or ``load_mnist(split, source, progress=progress)``.
 
     ``None`` means ``"auto"``: full MNIST when available, else the offline sample.
     """
     if isinstance(check_source(source), DigitSet):
         return source
-    return load_mnist(split) if source is None else load_mnist(split, source=source)
+    return load_mnist(split, source="auto" if source is None else source, progress=progress)
 
 
 def clear_cache() -> None:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 from . import validation as check
 from .compose import Options
+from .data import resolve_source
 from .formats import FORMATS, join, protocols, read_bytes, split_url, write_own
 from .generate import CHUNK_SIZE
 from .io import PNG_LEVEL
@@ -190,7 +191,8 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
         Write only the K-th of M disjoint runs of shards (job arrays); its manifest is
         ``manifest-K-of-M.json``.
     progress : bool
-        A progress bar over shards.
+        A progress bar over shards (and over the download of full MNIST, when ``source``
+        asks for it and it is not cached yet).
 
     Returns
     -------
@@ -209,7 +211,8 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
     """
     options = Options.check(image_width, spacing_range, fit, align)
     writing = _check_writing(output, format, png_level, workers, scheduler, part, progress)  # before any work
-    plan = ExportPlan(num_images, options, length=length, source=source, augment=augment, seed=seed,
+    digits = resolve_source(source, progress=progress)  # a first use of full MNIST downloads it
+    plan = ExportPlan(num_images, options, length=length, source=digits, augment=augment, seed=seed,
                       shard_size=shard_size)
     return _write(plan, *writing)
 

@@ -539,3 +539,22 @@ def test_progress_takes_a_bool_only(tmp_path):
     with pytest.raises(TypeError, match="^progress: expected True or False, got 0$"):
         download_mnist(tmp_path / "cache", progress=0)
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_quiet_commands_show_no_download_bar(quiet, server, tmp_path, monkeypatch):
+    """``--quiet`` silences the download of full MNIST on first use too, not only the shards' or steps' bar."""
+    monkeypatch.delenv("SEQGEN_OFFLINE")
+    flags = ["--quiet"] if quiet else []
+    commands = {"phone": ["phone", "--num-images", "3", "--image-width", "200", "--seed", "1", "--output-dir",
+                          str(tmp_path / "phones")],
+                "train": ["train", "--steps", "1", "--batch-size", "2", "--workers", "0", "--out",
+                          str(tmp_path / "m.pt")]}
+    for name, args in commands.items() if quiet else [("phone", commands["phone"])]:  # shown: one is enough
+        # a cache of its own each: a failed download is remembered, and the next command would not try
+        env = {"SEQGEN_MNIST_URLS": server.url(), "SEQGEN_DATA_DIR": str(tmp_path / f"cache-{name}")}
+        result = _cli(*args, *flags, env_extra=env)
+        assert result.returncode == 0, result.stderr
+        # the served files are built from the sample, not MNIST's: after the download the loader falls back
+        assert "full MNIST could not be downloaded" in result.stderr
+        assert ("/657k" in result.stderr) is not quiet, result.stderr  # pooch's bar over train-images
