@@ -24,7 +24,6 @@ from collections.abc import Iterator
 
 from . import validation as check
 from .compose import Options
-from .data import resolve_source
 from .formats import FORMATS, join, protocols, read_bytes, split_url, write_own
 from .generate import CHUNK_SIZE
 from .io import PNG_LEVEL
@@ -211,9 +210,8 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
     """
     options = Options.check(image_width, spacing_range, fit, align)
     writing = _check_writing(output, format, png_level, workers, scheduler, part, progress)  # before any work
-    digits = resolve_source(source, progress=progress)  # a first use of full MNIST downloads it
-    plan = ExportPlan(num_images, options, length=length, source=digits, augment=augment, seed=seed,
-                      shard_size=shard_size)
+    plan = ExportPlan(num_images, options, length=length, source=source, augment=augment, seed=seed,
+                      shard_size=shard_size, progress=progress)
     return _write(plan, *writing)
 
 

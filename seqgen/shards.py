@@ -45,7 +45,7 @@ class ExportPlan:
     """What an export holds: its shards, planned up front from the seed (cheap: digits, not pixels)."""
 
     def __init__(self, num_images, options: Options, *, length="phone", source=None, augment=None, seed=None,
-                 shard_size: int = CHUNK_SIZE):
+                 shard_size: int = CHUNK_SIZE, progress: bool = True):
         from .dataset import DataGenerator
 
         self.options, self.length = options, length
@@ -69,8 +69,8 @@ class ExportPlan:
             self._gen = DataGenerator(batch_size=self.shard_size, image_width=options.image_width,
                                       spacing_range=options.spacing_range, length=length, seed=self.entropy)
         self.augment = resolve_augment(augment)
-        # arguments checked: now the digits (maybe a download) and the plan
-        self.digits = resolve_source(source)
+        # arguments checked: now the digits (maybe a download, with a progress bar when ``progress``) and the plan
+        self.digits = resolve_source(source, progress=progress)
         self._augment_name = augment if isinstance(augment, str) or augment is None else repr(augment)
         if self.length == "phone" and self._job is None:
             self._job = PhoneJob.plan(num_images, options, source=self.digits, augment=self.augment, seed=seed,
