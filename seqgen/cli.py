@@ -28,8 +28,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     try:
         paths = download_mnist(args.data_dir, progress=not args.quiet, retries=args.retries)
     except MnistUnavailableError as exc:
-        print(f"seqgen download: {exc}. Check the network or set SEQGEN_MNIST_URLS.",
-              file=sys.stderr)
+        print(f"seqgen download: {as_flags(str(exc))}", file=sys.stderr)
         return 1
     print(f"full MNIST verified: {len(paths)} files in {cache_dir(args.data_dir)}")
     return 0
@@ -296,7 +295,8 @@ FLAGS = {"image_width": "--image-width", "spacing_range": "--spacing", "num_imag
 
 #: The API's spellings inside such messages, as the command line's.
 PHRASES = {"fit='shrink' or 'stretch'": "--fit shrink or stretch", "image_width=": "--image-width ",
-           "a smaller spacing_range": "a smaller --spacing", "(threads=": "(--threads "}
+           "a smaller spacing_range": "a smaller --spacing", "(threads=": "(--threads ",
+           "with data_dir=": "with --data-dir"}
 
 
 def as_flags(message: str) -> str:

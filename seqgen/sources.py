@@ -8,6 +8,8 @@ in order, each with retries, verified against the published checksums and cached
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import numbers
 import os
@@ -73,7 +75,11 @@ DATASETS: dict[str, IdxDataset] = {MNIST.name: MNIST}
 
 
 class MnistUnavailableError(RuntimeError):
-    """Full MNIST could not be downloaded from any mirror."""
+    """Full MNIST could not be downloaded from any mirror, or not saved in the cache folder."""
+
+
+#: Why a file cannot be saved in the cache folder: the same on every mirror, so none is tried further.
+_CANNOT_SAVE = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
 
 # --------------------------------------------------------------------------- locations
@@ -192,8 +198,9 @@ def download_mnist(
     Raises
     ------
     MnistUnavailableError
-        When some file could not be fetched from any mirror; the message lists
-        what each mirror answered.
+        When some file could not be fetched from any mirror (the message lists
+        what each mirror answered), or the cache folder cannot take it (full,
+        read-only: no other mirror is tried).
     """
     import pooch
     import requests
@@ -227,15 +234,54 @@ def download_mnist(
                     paths[fname] = Path(store.fetch(fname, downloader=downloader))
                     break
                 except (requests.exceptions.RequestException, ValueError, OSError) as exc:
+                    if (local := _cannot_save(exc)) is not None:
+                        advice = "free space there or choose" if local.errno in (errno.ENOSPC, errno.EDQUOT) else "choose"
+                        raise MnistUnavailableError(
+                            f"data_dir: cannot save {fname} in the cache folder {folder} ({local.strerror}); "
+                            f"{advice} another folder with data_dir= or SEQGEN_DATA_DIR"
+                        ) from None
                     failures.append(f"{base}: {_describe_failure(exc)}")
             else:
                 raise MnistUnavailableError(
-                    f"could not download {fname} from any of {len(bases)} mirror(s): "
-                    + "; ".join(failures)
+                    f"could not download {fname} from any of {len(bases)} mirror(s): " + "; ".join(failures)
+                    + "; check the network, or name other mirrors in SEQGEN_MNIST_URLS"
                 )
+            _as_new_files_are(paths[fname])
     finally:
         logger.setLevel(level)
     return paths
+
+
+def _cannot_save(exc: Exception) -> OSError | None:
+    """The local error behind a failed fetch when the cache folder cannot take the file, else None."""
+    import requests
+
+    for error in (exc, exc.__cause__):  # pooch re-raises a folder's PermissionError without its errno
+        if isinstance(error, OSError) and not isinstance(error, requests.exceptions.RequestException) \
+                and error.errno in _CANNOT_SAVE:
+            return error
+    return None
+
+
+def _as_new_files_are(path: Path) -> None:
+    """Give a downloaded file the permissions the user's umask gives new files.
+
+    pooch saves downloads through a private temporary file (mode 0600), which
+    would leave a cache folder shared between users unreadable to the others.
+    A file another user cached is left as it is.
+    """
+    if path.stat().st_mode & 0o777 == 0o600:
+        with contextlib.suppress(PermissionError):
+            os.chmod(path, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (other threads may be creating files)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration), open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere reading the mask means setting it: set it straight back
+    os.umask(mask)
+    return mask
 
 
 def _describe_failure(exc: Exception) -> str:

@@ -281,6 +281,76 @@ def test_interrupted_download_leaves_nothing_behind(server, cache):
     assert all((cache / n).read_bytes() == (server.folder / n).read_bytes() for n in FILES)
 
 
+def _a_full_disk(monkeypatch):
+    """Every download's bytes meet a full disk (the request itself is made)."""
+    import errno
+    import io
+
+    import pooch
+
+    class Full(io.RawIOBase):
+        def write(self, _data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    fetch = pooch.HTTPDownloader.__call__
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__",
+                        lambda self, url, output_file, *args, **kw: fetch(self, url, Full(), *args, **kw))
+
+
+def _a_folder_no_one_may_create(monkeypatch):
+    import errno
+
+    def refused(path, *args, **kw):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(os, "makedirs", refused)  # what pooch meets in a folder this user cannot write
+
+
+@pytest.mark.parametrize(("disk", "reason", "advice", "asked"), [
+    (_a_full_disk, "No space left on device", "free space there or choose another folder", 1),
+    (_a_folder_no_one_may_create, "Permission denied", "choose another folder", 0),
+])
+def test_a_cache_folder_that_cannot_take_the_files_is_named_and_no_other_mirror_is_tried(
+        server, cache, monkeypatch, disk, reason, advice, asked):
+    # it was tried on every mirror and reported as failed downloads, which the CLI told to "Check the network"
+    disk(monkeypatch)
+    with pytest.raises(MnistUnavailableError) as info:
+        download_mnist(cache, urls=[server.url(), server.url("500")], registry=server.registry, progress=False)
+    assert str(info.value) == (f"data_dir: cannot save train-images-idx3-ubyte.gz in the cache folder {cache} "
+                               f"({reason}); {advice} with data_dir= or SEQGEN_DATA_DIR")
+    assert server.requests == ["/good/train-images-idx3-ubyte.gz"][:asked]
+    monkeypatch.undo()
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_the_cli_names_the_flag_of_a_cache_folder_that_cannot_take_the_files(server, cache, monkeypatch, capsys):
+    from seqgen import cli
+
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", server.url())
+    _a_folder_no_one_may_create(monkeypatch)
+    assert cli.main(["download", "--quiet", "--data-dir", str(cache)]) == 1
+    assert capsys.readouterr().err == (
+        f"seqgen download: --data-dir: cannot save train-images-idx3-ubyte.gz in the cache folder {cache} "
+        "(Permission denied); choose another folder with --data-dir or SEQGEN_DATA_DIR\n")
+
+
+def test_a_failed_download_says_to_check_the_network(tmp_path):
+    with pytest.raises(MnistUnavailableError, match=r"connection failed; check the network, or name other mirrors "
+                                                    r"in SEQGEN_MNIST_URLS$"):
+        download_mnist(tmp_path, urls=_refused_url(), progress=False, retries=0)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_downloaded_files_get_the_mode_the_umask_gives_new_files(server, cache, umask):
+    # pooch saves through a private temporary file: the cache was readable by its owner only (0600)
+    before = os.umask(umask)
+    try:
+        download_mnist(cache, urls=server.url(), registry=server.registry, progress=False)
+    finally:
+        os.umask(before)
+    assert {name: (cache / name).stat().st_mode & 0o777 for name in FILES} == dict.fromkeys(FILES, 0o666 & ~umask)
+
+
 def test_truncated_or_corrupt_cached_file_is_fetched_again(server, cache):
     download_mnist(cache, urls=server.url(), registry=server.registry, progress=False)
     target = cache / "t10k-images-idx3-ubyte.gz"
@@ -405,6 +475,7 @@ def test_cli_download_offline_is_one_line_and_exit_1(tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("seqgen download: could not download train-images-idx3-ubyte.gz")
+    assert result.stderr.endswith("connection failed; check the network, or name other mirrors in SEQGEN_MNIST_URLS\n")
 
 
 def test_cli_download_refuses_files_with_the_wrong_checksum(server, tmp_path):
