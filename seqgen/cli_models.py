@@ -112,7 +112,7 @@ def _read_and_print(model, files: list[str], images: list) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """``seqgen train``: train the sequence model on generated sequences of train digits and save it."""
     from .data import load_mnist
-    from .io import prepare_output_dir
+    from .io import prepare_output_dir, reason
     from .model import SequenceRecognizer
     from .parallel import check_local_processes
     from .train import TrainingStateError, check_batch_memory, train
@@ -176,7 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         recognizer.save(out)
     except OSError as exc:  # the trained state is whole: the same command saves the model without training
-        raise OSError(f"--out: cannot write {out} ({exc.strerror or exc}); the trained model is kept in {state}: "
+        raise OSError(f"--out: cannot write {out} ({reason(exc)}); the trained model is kept in {state}: "
                       "run the same command again to save it once the file can be written") from None
     state.unlink()  # the model is saved: the state is no longer needed
     last = rows[-1]

@@ -22,6 +22,11 @@ _PNG_BLOCK = 64  # images converted to 8 bits at once (a cache-sized block)
 _RUN = secrets.token_hex(4)  # with the process and thread ids, names this writer's temporary files
 
 
+def reason(exc: BaseException) -> str:
+    """Why an operation failed, in words: an OSError's ``strerror`` ("No space left on device"), not "[Errno 28] ..."."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
 def prepare_output_dir(path: str | os.PathLike, name: str = "output_path") -> Path:
     """Create ``path`` (with parents) if needed and check it is a writable folder; errors name ``name``.
 

@@ -307,8 +307,9 @@ def default_recognizer(progress=print) -> BaselineRecognizer:
     try:
         model.save(path)
     except (OSError, ValueError) as exc:  # a full or read-only cache folder: the reads need no cache
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        warnings.warn(f"the baseline recognizer could not be cached in {path} ({reason}); it is trained again "
+        from .io import reason
+
+        warnings.warn(f"the baseline recognizer could not be cached in {path} ({reason(exc)}); it is trained again "
                       "at its next use", RuntimeWarning, stacklevel=2)
     return model
 
