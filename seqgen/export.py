@@ -380,7 +380,7 @@ def _run_shards(plan, spec, fs, root, output, todo, manifest, store, png_level, 
         message = f"{stopped}; run the same command again to resume"
         if isinstance(exc, KeyboardInterrupt):
             raise KeyboardInterrupt(message) from None
-        raise ExportError(f"{message} ({type(exc).__name__}: {exc})") from exc
+        raise ExportError(f"{message} ({_described(exc)})") from exc
     finally:
         bar.close()
     return written
@@ -394,6 +394,12 @@ def _record_stop(plan, spec, fs, root, manifest, store) -> tuple[int, str]:
         manifest.save()
         spec.finish(fs, root, plan, manifest, store)
     except Exception as exc:  # noqa: BLE001 - the error that stopped the export is the one to raise
-        return done, (f"which could not all be recorded in {manifest.path} ({type(exc).__name__}: {exc}); "
+        return done, (f"which could not all be recorded in {manifest.path} ({_described(exc)}); "
                       "a resumed export renders them again")
     return done, f"recorded in {manifest.path}"
+
+
+def _described(exc: BaseException) -> str:
+    """``"OSError: ..."``, or with the package of a library's own error: ``"lmdb.Error: ..."``, not ``"Error: ..."``."""
+    kind = type(exc)
+    return f"{kind.__name__ if kind.__module__ == 'builtins' else kind.__module__ + '.' + kind.__name__}: {exc}"

@@ -167,6 +167,18 @@ def test_a_failed_export_resumes_to_the_uninterrupted_bytes(fmt, train_digits, t
     assert tree(tmp_path / "cut") == tree(tmp_path / "whole")
 
 
+def test_a_libraries_own_error_is_named_with_its_package(train_digits, tmp_path, monkeypatch):
+    import lmdb
+
+    def fail(self, store, record):  # what LMDB raises on a disk error: it printed as "(Error: ...)"
+        raise lmdb.Error("mdb_txn_commit: Input/output error")
+
+    monkeypatch.setattr(type(FORMATS["lmdb"]), "commit", fail)
+    with pytest.raises(ExportError, match=r"run the same command again to resume \(lmdb\.Error: mdb_txn_commit: "
+                                          r"Input/output error\)$"):
+        export(tmp_path / "out", N, WIDTH, source=train_digits, format="lmdb", **COMMON)
+
+
 def test_an_export_that_cannot_be_met_stops_its_workers_and_does_not_say_resume(train_digits, tmp_path):
     import psutil
 
