@@ -189,7 +189,8 @@ class DataGenerator:
         if isinstance(index, tuple) and len(index) == 2:
             epoch, index = index
             if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-                raise ValueError(f"index: expected (epoch, index) with an int epoch >= 0, got epoch {epoch!r}")
+                kind = ValueError if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool) else TypeError
+                raise kind(f"index: expected (epoch, index) with an int epoch >= 0, got epoch {epoch!r}")
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
             raise TypeError(f"index: expected an int or (epoch, index), got {type(index).__name__}")
         if not -len(self) <= index < len(self):

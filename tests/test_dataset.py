@@ -222,5 +222,8 @@ def test_set_epoch_takes_an_int_at_least_zero(gen):
 def test_epoch_index_pairs_are_checked(gen):
     with pytest.raises(ValueError, match="index: expected \\(epoch, index\\) with an int epoch >= 0, got epoch -1"):
         gen[(-1, 0)]
+    for epoch in (1.0, "1", True, None):  # a wrong type is a TypeError, as for set_epoch and plain indices
+        with pytest.raises(TypeError, match=f"index: expected \\(epoch, index\\) with an int epoch >= 0, got epoch {epoch!r}"):
+            gen[(epoch, 0)]
     with pytest.raises(IndexError, match="got 12"):
         gen[(0, 12)]
