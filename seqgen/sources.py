@@ -127,7 +127,10 @@ def mirror_urls(urls=None, dataset: str = "mnist") -> tuple[str, ...]:
 
 
 def offline() -> bool:
-    """True when ``$SEQGEN_OFFLINE`` asks to skip every network attempt (1, true, yes or on, any case)."""
+    """True when ``$SEQGEN_OFFLINE`` asks the loaders never to try the network (1, true, yes or on, any case).
+
+    An explicit :func:`download_mnist` (``seqgen download``) still downloads: asking for it is asking for the network.
+    """
     return os.environ.get("SEQGEN_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
