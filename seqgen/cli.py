@@ -1,8 +1,9 @@
 """The ``seqgen`` command line (also ``python -m seqgen``).
 
 Bad input prints one line on stderr and exits with status 2; unavailable data
-(a failed download, full MNIST asked for offline) exits with status 1.  Neither
-prints a traceback.
+(a failed download, full MNIST asked for offline) and a machine that fails mid-way
+(a full disk, an I/O error; an export that stops) exit with status 1.  None of
+them prints a traceback.
 """
 
 from __future__ import annotations
@@ -259,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     warnings.formatwarning = lambda message, *_args, **_kw: f"seqgen: warning: {as_flags(str(message))}\n"
     from .export import ExportError
+    from .io import MACHINE_ERRNOS
     from .sources import MnistUnavailableError
 
     on_main = threading.current_thread() is threading.main_thread()
@@ -267,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except (ValueError, TypeError, OSError) as exc:
         print(f"seqgen {args.command}: error: {as_flags(str(exc))}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS else 2
     except MnistUnavailableError as exc:
         print(f"seqgen {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

@@ -112,7 +112,7 @@ def _read_and_print(model, files: list[str], images: list) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """``seqgen train``: train the sequence model on generated sequences of train digits and save it."""
     from .data import load_mnist
-    from .io import prepare_output_dir, reason
+    from .io import prepare_output_dir, reason, reworded
     from .model import SequenceRecognizer
     from .parallel import check_local_processes
     from .train import TrainingStateError, check_batch_memory, train
@@ -172,12 +172,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt(str(exc).replace("run the same training again", "run the same command again")) \
             from None
     except OSError as exc:
-        raise OSError(str(exc).replace("run the same training again", "run the same command again")) from None
+        raise reworded(exc, str(exc).replace("run the same training again", "run the same command again")) from None
     try:
         recognizer.save(out)
     except OSError as exc:  # the trained state is whole: the same command saves the model without training
-        raise OSError(f"--out: cannot write {out} ({reason(exc)}); the trained model is kept in {state}: "
-                      "run the same command again to save it once the file can be written") from None
+        raise reworded(exc, f"--out: cannot write {out} ({reason(exc)}); the trained model is kept in {state}: "
+                            "run the same command again to save it once the file can be written") from None
     state.unlink()  # the model is saved: the state is no longer needed
     last = rows[-1]
     print(f"trained {last['step']} steps ({last['samples']} sequences, {last['seconds']:.0f} s) on "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import tempfile
@@ -22,9 +23,20 @@ _PNG_BLOCK = 64  # images converted to 8 bits at once (a cache-sized block)
 _RUN = secrets.token_hex(4)  # with the process and thread ids, names this writer's temporary files
 
 
+#: The errors of a machine that failed mid-way (not of the request): the CLI exits 1 for them, not 2.
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
+
+
 def reason(exc: BaseException) -> str:
     """Why an operation failed, in words: an OSError's ``strerror`` ("No space left on device"), not "[Errno 28] ..."."""
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def reworded(exc: OSError, message: str) -> OSError:
+    """An OSError saying ``message`` alone that keeps ``exc``'s ``errno`` (a full disk stays a full disk)."""
+    new = OSError(message)
+    new.errno = exc.errno
+    return new
 
 
 def prepare_output_dir(path: str | os.PathLike, name: str = "output_path") -> Path:
@@ -74,14 +86,17 @@ def write_new_file(folder: Path, stem: str, suffix: str, payload: bytes) -> Path
     moved onto it.
     """
     tmp = os.path.join(folder, f".tmp-{os.getpid()}-{threading.get_ident()}-{_RUN}{suffix}")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     try:
         try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        except OSError as exc:  # a full disk, say: name the file (a bare "[Errno 28]" named nothing)
+            raise reworded(exc, f"output_path: cannot write {stem}{suffix} in {folder} ({reason(exc)})") from None
         for n in range(1_000_000):
             target = os.path.join(folder, f"{stem}{suffix}" if n == 0 else f"{stem}_{n}{suffix}")
             try:

@@ -25,7 +25,7 @@ import torch
 
 from .augment import Affine, Elastic, Pipeline, Size, StrokeWidth
 from .digits import DigitSet
-from .io import reason
+from .io import reason, reworded
 from .dataset import BLANK, DataGenerator, encode_labels
 from .model import SequenceRecognizer, best_paths, load_weights
 from .parallel import check_local_processes
@@ -341,10 +341,10 @@ def _train(recognizer, digits, steps, minutes, batch_size, lr, recipes, seed, wo
                                                 [str(x) for x in truths]],
                                      "seconds": time.perf_counter() - start})
         except OSError as exc:  # a full disk, say: the message says what is kept and what to do
-            raise OSError(f"state_path: cannot save the training's state in {state_path} ({reason(exc)}); "
-                          + ("nothing was saved there: run the same training again to start it" if kept is None else
-                             f"it keeps the state after step {kept:,}: run the same training again to resume it")
-                          + " once the file can be written") from exc
+            raise reworded(exc, f"state_path: cannot save the training's state in {state_path} ({reason(exc)}); "
+                           + ("nothing was saved there: run the same training again to start it" if kept is None else
+                              f"it keeps the state after step {kept:,}: run the same training again to resume it")
+                           + " once the file can be written") from exc
         kept = done
 
     if state is None and state_path is not None:

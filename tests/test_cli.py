@@ -376,6 +376,37 @@ def test_a_damaged_source_folder_is_one_line_naming_the_flag_and_the_file(tmp_pa
                         r"6e6f7420; an IDX file starts with two zero bytes\n", result.stderr), result.stderr
 
 
+def _full_disk(*_args, **_kw):
+    import errno
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize(("command", "where", "message"), [
+    (["sequence", "--digits", "42", "--image-width", "60", "--source", "sample", "--output-dir", "{tmp}"], ("seqgen.io", "os.write"),
+     "seqgen sequence: error: --output-dir: cannot write 42.png in {tmp} (No space left on device)"),
+    (["train", "--steps", "3", "--batch-size", "4", "--workers", "0", "--threads", "1", "--source", "sample",
+      "--quiet", "--out", "{tmp}/m.pt"], ("seqgen.train", "_save_state"),
+     ("seqgen train: error: --out: cannot save the training's state in {tmp}/m.pt.partial (No space left on device); "
+      "nothing was saved there: run the same command again to start it once the file can be written")),
+])
+def test_a_disk_that_fills_exits_1_not_the_status_of_bad_input(command, where, message, tmp_path, monkeypatch, capsys):
+    # they exited 2, as if the arguments were wrong; `sequence` said only "[Errno 28] No space left on device"
+    import importlib
+
+    from seqgen import cli
+
+    module, name = where
+    target = importlib.import_module(module)
+    if name == "os.write":
+        monkeypatch.setattr(target.os, "write", _full_disk)
+    else:
+        monkeypatch.setattr(target, name, _full_disk)
+    status = cli.main([part.format(tmp=tmp_path) for part in command])
+    assert (status, capsys.readouterr().err) == (1, message.format(tmp=tmp_path) + "\n")
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temporary left
+
+
 def test_a_model_that_cannot_be_written_is_kept_for_the_same_command_to_save(tmp_path, monkeypatch, capsys):
     import errno
 
@@ -391,7 +422,7 @@ def test_a_model_that_cannot_be_written_is_kept_for_the_same_command_to_save(tmp
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(SequenceRecognizer, "save", full_disk)
-    assert cli.main(command) == 2
+    assert cli.main(command) == 1  # the machine failed, not the request: not the status of bad input
     err = capsys.readouterr().err
     assert err == (f"seqgen train: error: --out: cannot write {out} (No space left on device); the trained model is "
                    f"kept in {out}.partial: run the same command again to save it once the file can be written\n")
