@@ -33,9 +33,9 @@ def reason(exc: BaseException) -> str:
 
 
 def reworded(exc: OSError, message: str) -> OSError:
-    """An OSError saying ``message`` alone that keeps ``exc``'s ``errno`` (a full disk stays a full disk)."""
-    new = OSError(message)
-    new.errno = exc.errno
+    """``exc`` saying ``message`` alone: the same built-in type (PermissionError, ...) and ``errno``."""
+    new = (type(exc) if type(exc).__module__ == "builtins" else OSError)(message)
+    new.errno = exc.errno  # a full disk stays a full disk, for the CLI's exit status
     return new
 
 
@@ -65,12 +65,12 @@ def prepare_output_dir(path: str | os.PathLike, name: str = "output_path") -> Pa
     except (FileExistsError, NotADirectoryError):
         raise NotADirectoryError(f"{name}: a parent of {str(folder)!r} is a file") from None
     except OSError as exc:  # no such parent (/proc), no permission, read-only file system, ...
-        raise type(exc)(f"{name}: cannot create {str(folder)!r}: {exc.strerror}") from None
+        raise reworded(exc, f"{name}: cannot create {str(folder)!r}: {exc.strerror}") from None
     try:  # a file made and removed: unlike permission bits, this also holds for root, /proc and read-only mounts
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise type(exc)(f"{name}: cannot write files in {str(folder)!r}: {exc.strerror}") from None
+        raise reworded(exc, f"{name}: cannot write files in {str(folder)!r}: {exc.strerror}") from None
     return folder
 
 

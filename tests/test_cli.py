@@ -385,6 +385,9 @@ def _full_disk(*_args, **_kw):
 @pytest.mark.parametrize(("command", "where", "message"), [
     (["sequence", "--digits", "42", "--image-width", "60", "--source", "sample", "--output-dir", "{tmp}"], ("seqgen.io", "os.write"),
      "seqgen sequence: error: --output-dir: cannot write 42.png in {tmp} (No space left on device)"),
+    (["sequence", "--digits", "42", "--image-width", "60", "--source", "sample", "--output-dir", "{tmp}"],
+     ("seqgen.io", "tempfile.TemporaryFile"),  # the check that the folder takes files, before any work
+     "seqgen sequence: error: --output-dir: cannot write files in '{tmp}': No space left on device"),
     (["train", "--steps", "3", "--batch-size", "4", "--workers", "0", "--threads", "1", "--source", "sample",
       "--quiet", "--out", "{tmp}/m.pt"], ("seqgen.train", "_save_state"),
      ("seqgen train: error: --out: cannot save the training's state in {tmp}/m.pt.partial (No space left on device); "
@@ -398,10 +401,8 @@ def test_a_disk_that_fills_exits_1_not_the_status_of_bad_input(command, where, m
 
     module, name = where
     target = importlib.import_module(module)
-    if name == "os.write":
-        monkeypatch.setattr(target.os, "write", _full_disk)
-    else:
-        monkeypatch.setattr(target, name, _full_disk)
+    *inner, name = name.split(".")
+    monkeypatch.setattr(getattr(target, inner[0]) if inner else target, name, _full_disk)
     status = cli.main([part.format(tmp=tmp_path) for part in command])
     assert (status, capsys.readouterr().err) == (1, message.format(tmp=tmp_path) + "\n")
     assert [p.name for p in tmp_path.iterdir()] == []  # no temporary left
