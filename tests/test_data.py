@@ -407,6 +407,19 @@ def test_auto_falls_back_to_the_sample_with_one_warning(cache, monkeypatch):
     assert len(messages) == 1 and "seqgen download" in messages[0]
 
 
+def test_auto_says_why_when_the_cache_folder_cannot_take_full_mnist(cache, monkeypatch, server):
+    # the warning said "full MNIST could not be downloaded", which sent users to the network
+    monkeypatch.delenv("SEQGEN_OFFLINE")
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", server.url())
+    _a_folder_no_one_may_create(monkeypatch)
+    with pytest.warns(SampleFallbackWarning) as caught:
+        digits = load_mnist("train", data_dir=cache, progress=False)
+    assert digits.name == "sample" and len(caught) == 1
+    assert str(caught[0].message).startswith(
+        f"full MNIST could not be cached (data_dir: cannot save train-images-idx3-ubyte.gz in the cache folder {cache} "
+        "(Permission denied); choose another folder with data_dir= or SEQGEN_DATA_DIR): using the 5,000-digit")
+
+
 def test_a_failed_download_is_remembered_so_the_next_process_starts_at_once(cache, monkeypatch, server):
     monkeypatch.delenv("SEQGEN_OFFLINE")
     monkeypatch.setenv("SEQGEN_MNIST_URLS", _refused_url())
