@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seqgen {args.command}: error: {as_flags(str(exc))}", file=sys.stderr)
         return 1 if isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS else 2
     except MnistUnavailableError as exc:
-        print(f"seqgen {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"seqgen {args.command}: error: {in_flag_words(' '.join(str(exc).split()))}", file=sys.stderr)
         return 1
     except ExportError as exc:
         print(f"seqgen {args.command}: error: {exc}", file=sys.stderr)
@@ -298,7 +298,8 @@ FLAGS = {"image_width": "--image-width", "spacing_range": "--spacing", "num_imag
 #: The API's spellings inside such messages, as the command line's.
 PHRASES = {"fit='shrink' or 'stretch'": "--fit shrink or stretch", "image_width=": "--image-width ",
            "a smaller spacing_range": "a smaller --spacing", "(threads=": "(--threads ",
-           "with data_dir=": "with --data-dir"}
+           "with data_dir=": "with --data-dir", "source='mnist'": "--source mnist",
+           "source='sample'": "--source sample"}
 
 
 def as_flags(message: str) -> str:
@@ -307,9 +308,14 @@ def as_flags(message: str) -> str:
     names = head.split(", ")
     if not sep or not all(name in FLAGS or name.startswith("--") for name in names):
         return message
+    return ", ".join(dict.fromkeys(FLAGS.get(name, name) for name in names)) + sep + in_flag_words(rest)
+
+
+def in_flag_words(text: str) -> str:
+    """``text`` with the API's spellings of :data:`PHRASES` as the command line's."""
     for api, flag in PHRASES.items():
-        rest = rest.replace(api, flag)
-    return ", ".join(dict.fromkeys(FLAGS.get(name, name) for name in names)) + sep + rest
+        text = text.replace(api, flag)
+    return text
 
 
 def _interrupt(signum, frame):

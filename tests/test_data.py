@@ -334,6 +334,60 @@ def test_the_cli_names_the_flag_of_a_cache_folder_that_cannot_take_the_files(ser
         "(Permission denied); choose another folder with --data-dir or SEQGEN_DATA_DIR\n")
 
 
+@pytest.mark.parametrize("chosen_by", ["SEQGEN_DATA_DIR", "the OS"])
+def test_a_cache_folder_the_environment_chose_is_named_with_the_variable_that_chooses_another(
+        server, cache, monkeypatch, chosen_by):
+    # it said "data_dir: ... with data_dir=", an argument that exports, generators and `seqgen phone` do not take
+    import pooch
+
+    if chosen_by == "SEQGEN_DATA_DIR":
+        monkeypatch.setenv("SEQGEN_DATA_DIR", str(cache))
+    else:
+        monkeypatch.delenv("SEQGEN_DATA_DIR", raising=False)
+        monkeypatch.setattr(pooch, "os_cache", lambda project: cache)
+    _a_folder_no_one_may_create(monkeypatch)
+    with pytest.raises(data.CacheFolderError) as info:
+        download_mnist(urls=server.url(), registry=server.registry, progress=False)
+    head, folder = ("SEQGEN_DATA_DIR: ", "the cache folder") if chosen_by == "SEQGEN_DATA_DIR" else \
+        ("", "the OS's cache folder")
+    assert str(info.value) == (f"{head}cannot save train-images-idx3-ubyte.gz in {folder} {cache} "
+                               "(Permission denied); choose another folder with SEQGEN_DATA_DIR")
+
+
+def test_source_mnist_with_a_cache_folder_that_cannot_take_it_does_not_send_the_user_online(
+        server, cache, monkeypatch, capsys):
+    from seqgen import cli
+
+    monkeypatch.delenv("SEQGEN_OFFLINE")
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", server.url())
+    monkeypatch.setenv("SEQGEN_DATA_DIR", str(cache))
+    _a_folder_no_one_may_create(monkeypatch)
+    with pytest.raises(data.CacheFolderError, match=r"\(Permission denied\); choose another folder with "
+                                                    r"SEQGEN_DATA_DIR\)\. Use source='sample' or a local folder\.$"):
+        load_mnist("train", source="mnist", progress=False)
+    code = cli.main(["phone", "--num-images", "2", "--image-width", "200", "--source", "mnist",
+                     "--output-dir", str(cache.parent / "out"), "--quiet"])
+    assert (code, capsys.readouterr().err) == (1, (
+        "seqgen phone: error: --source mnist: full MNIST is unavailable (SEQGEN_DATA_DIR: cannot save "
+        f"train-images-idx3-ubyte.gz in the cache folder {cache} (Permission denied); choose another folder "
+        "with SEQGEN_DATA_DIR). Use --source sample or a local folder.\n"))
+
+
+def test_a_cache_folder_that_cannot_take_full_mnist_is_asked_again_next_time(cache, monkeypatch, server):
+    # it was remembered as a failed download: the next process said "could not be downloaded in the last 10 minutes"
+    monkeypatch.delenv("SEQGEN_OFFLINE")
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", server.url())
+    _a_full_disk(monkeypatch)
+    with pytest.warns(SampleFallbackWarning) as caught:
+        load_mnist("train", data_dir=cache, progress=False)
+    assert str(caught[0].message).endswith("(4,000 train / 1,000 test).")  # no "once online": it was not the network
+    assert not (cache / ".download-failed").exists()
+    data.clear_cache()
+    with pytest.warns(SampleFallbackWarning, match=r"^full MNIST could not be cached \(data_dir: cannot save"):
+        load_mnist("train", data_dir=cache, progress=False)
+    assert len(server.requests) == 2
+
+
 def test_a_failed_download_says_to_check_the_network(tmp_path):
     with pytest.raises(MnistUnavailableError, match=r"connection failed; check the network, or name other mirrors "
                                                     r"in SEQGEN_MNIST_URLS$"):
