@@ -245,11 +245,16 @@ def _strip_taps(strip, scale_x, offset, image_width) -> tuple[np.ndarray, np.nda
 
 @functools.lru_cache(maxsize=8)
 def _tap_bank(image_width: int, n_taps: int, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
-    """Taps resampling each strip width ``s`` in ``first..last`` (none needs more than ``n_taps``)
-    to ``image_width``: positions ``[s - first]`` ``(W, n_taps)`` int32 (-1 off the strip) and
-    weights ``[s - first]`` ``(W, n_taps)`` float32, padded with zero-weight taps (read-only, cached)."""
+    """Taps resampling each strip width ``s`` in ``first..last`` to ``image_width``: positions
+    ``[s - first]`` ``(W, T)`` int32 (-1 off the strip) and weights ``[s - first]`` ``(W, T)``
+    float32, padded with zero-weight taps to ``T = n_taps`` (read-only, cached).
+
+    ``T`` is one more where ``last`` needs exactly ``n_taps`` and the filter's radius,
+    computed in floating point, comes out a hair wider.
+    """
     widths = np.arange(first, last + 1)
     first_tap, weights = _taps(image_width, widths, image_width / widths)
+    n_taps = max(n_taps, weights.shape[2])
     weights = np.pad(weights, ((0, 0), (0, 0), (0, n_taps - weights.shape[2])))
     position = first_tap[:, :, None] + np.arange(n_taps)
     position[(position < 0) | (position >= widths[:, None, None])] = -1

@@ -68,6 +68,15 @@ def test_exact_width_for_many_widths_and_lengths(train_digits, fit):
         assert 0.0 <= img.min() and img.max() <= 1.0
 
 
+def test_phone_numbers_draw_at_every_narrow_width(train_digits):
+    # a batch whose widest strip needed a whole number of taps (245 columns in 10: 49) raised inside the
+    # rasteriser, "index can't contain negative values": 10 of these 120 batches did
+    for width, seed in itertools.product((1, 2, 5, 10), range(30)):
+        images, labels = generate_phone_numbers(3, width, source=train_digits, seed=seed)
+        assert images.shape == (3, 28, width) and len(labels) == 3
+        assert 0.0 <= images.min() and images.max() <= 1.0
+
+
 def test_fit_error_raises_only_when_too_wide(train_digits):
     img = generate_numbers_sequence("12", 200, fit="error", source=train_digits, seed=0)
     assert img.shape == (28, 200)

@@ -28,13 +28,17 @@ def tent_filter(n_in: int, n_out: int, scale: float) -> np.ndarray:
     return weights[:, -first : -first + n_in]
 
 
-@pytest.mark.parametrize("codes, spacing, width", [([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], (2, 6), 150),
-                                                   ([3, 1, 4, 1, 5, 9, 2, 6], (-3, 4), 61),
-                                                   ([0, 7], (0, 0), 30), ([5], (2, 2), 400)])
+@pytest.mark.parametrize("codes, spacing, width, seed, tolerance", [
+    ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], (2, 6), 150, 3, (1.5, 0.1)), ([3, 1, 4, 1, 5, 9, 2, 6], (-3, 4), 61, 3, (1.5, 0.1)),
+    ([0, 7], (0, 0), 30, 3, (1.5, 0.1)), ([5], (2, 2), 400, 3, (1.5, 0.1)),
+    # a 245-column strip in 10 columns: 49 taps exactly, one more in floating point (this draw raised).
+    # Each tap's weight is rounded to 1/256; over 49 taps the errors add up across the strokes (strips of
+    # 200-250 columns in 10-12 gave errors up to 1.8 / 255, 0.32 / 255 on average)
+    ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0], (2, 6), 10, 6, (2.5, 0.5))])
 @pytest.mark.parametrize("fit", ["shrink", "stretch"])
-def test_draw_matches_a_float64_tent_filter(train_digits, codes, spacing, width, fit):
+def test_draw_matches_a_float64_tent_filter(train_digits, codes, spacing, width, seed, tolerance, fit):
     columns = raster.source_table(train_digits)
-    strips, placement = placed(train_digits, [codes], spacing, width, fit)
+    strips, placement = placed(train_digits, [codes], spacing, width, fit, seed)
     native = layout.Placement(int(strips.strip[0]), np.ones(1), np.ones(1), np.zeros(1, np.intp))
     ink = 255 - 255 * raster.draw(strips, native, columns)[0].astype(np.float64)
     image = raster.draw(strips, placement, columns)[0]
@@ -43,8 +47,8 @@ def test_draw_matches_a_float64_tent_filter(train_digits, codes, spacing, width,
         return
     scale, vertical = placement.scale_x[0], placement.scale_y[0]
     expected = 1 - tent_filter(28, 28, vertical) @ ink @ tent_filter(ink.shape[1], width, scale).T / 255
-    np.testing.assert_allclose(image, expected, atol=1.5 / 255)
-    assert np.abs(image - expected).mean() < 0.1 / 255
+    np.testing.assert_allclose(image, expected, atol=tolerance[0] / 255)
+    assert np.abs(image - expected).mean() < tolerance[1] / 255
     assert (image[expected == 1.0] == 1.0).all()  # the background stays exactly white
 
 
