@@ -26,7 +26,8 @@ def encode_labels(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     Parameters
     ----------
     labels : sequence of str
-        Digit strings such as ``y`` from a batch.
+        Digit strings such as ``y`` from a batch; ``""`` (a blank image, which
+        :meth:`~seqgen.model.SequenceRecognizer.predict` reads as ``""``) has length 0.
 
     Returns
     -------
@@ -36,7 +37,7 @@ def encode_labels(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         Each label's length.
     """
     check.not_one_string(labels, "labels")
-    codes = [check.digit_sequence(str(label), "labels") for label in labels]
+    codes = [check.digit_sequence(label, "labels") if label else () for label in map(str, labels)]
     lengths = np.array([len(c) for c in codes], dtype=np.int64)
     targets = np.full((len(codes), int(lengths.max(initial=0))), BLANK, dtype=np.int64)
     for row, c in zip(targets, codes):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seqgen import DataGenerator
-from seqgen.dataset import BLANK, decode_labels, encode_labels
+from seqgen.dataset import BLANK, NUM_CLASSES, decode_labels, encode_labels
 
 
 @pytest.fixture
@@ -93,6 +93,22 @@ def test_test_split_never_uses_train_digits(train_digits, test_digits):
         DataGenerator(source=train_digits, split="test")
     default = DataGenerator(split="test", source="sample")
     assert default.source.split == "test" and np.array_equal(default.source.images, test_digits.images)
+
+
+def test_a_blank_label_encodes_as_an_empty_ctc_target():
+    # "" (what the model reads in a blank image) was refused: "labels: expected at least one digit"
+    import torch
+
+    targets, lengths = encode_labels(["12", "", "3"])
+    assert targets.tolist() == [[1, 2], [BLANK, BLANK], [3, BLANK]] and lengths.tolist() == [2, 0, 1]
+    assert decode_labels(targets, lengths) == ["12", "", "3"] == decode_labels(targets)
+    assert [a.tolist() for a in encode_labels([""])] == [[[]], [0]]
+    log_probs = torch.full((6, 3, NUM_CLASSES), 0.01)
+    log_probs[..., BLANK] = 0.9  # a blank image, read: every frame says blank
+    log_probs = log_probs.log()
+    loss = torch.nn.functional.ctc_loss(log_probs, torch.as_tensor(targets), torch.full((3,), 6),
+                                        torch.as_tensor(lengths), blank=BLANK, reduction="none")
+    assert torch.isfinite(loss).all() and loss[1] < loss[2] < loss[0]  # the empty target fits it best
 
 
 def test_label_encoding_round_trip():
