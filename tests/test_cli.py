@@ -213,6 +213,8 @@ def test_train_writes_a_model_and_its_learning_curve(tmp_path):
     (["train", "--out", "m.pt", "--steps", "5", "--batch-size", "0"], "--batch-size: expected a positive int"),
     (["train", "--out", "m.pt", "--steps", "5", "--batch-size", "1000000"],
      "--batch-size: a step on 1,000,000 sequences 350 pixels wide needs about"),
+    (["train", "--out", "m.pt", "--steps", "5", "--batch-size", "1000000"],  # it said "use a smaller batch_size"
+     "; use a smaller --batch-size\n"),
     (["train", "--out", "m.pt", "--steps", "5", "--lr", "2"], "--lr: expected a learning rate in (0, 1)"),
     (["train", "--out", "m.pt", "--steps", "5", "--workers", "-1"], "--workers: expected an int >= 0"),
     (["train", "--out", "m.pt", "--steps", "5", "--workers", "1000"], "--workers: at most"),
