@@ -316,7 +316,16 @@ def default_recognizer(progress=print) -> BaselineRecognizer:
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
     """A PNG (grey or colour, 8 or 16 bits; transparent pixels are white paper) as a ``(28, W)``
-    float32 grey image in [0, 1]."""
+    float32 grey image in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Naming the file, for one that is not an image, is damaged, is not 28 pixels
+        high or has too many pixels.
+    OSError
+        From the file system (a missing or unreadable file).
+    """
     from PIL import Image
 
     try:
@@ -332,6 +341,12 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
                 image = np.asarray(png.convert("L"), dtype=np.float32) / 255.0
     except Image.DecompressionBombError:
         raise ValueError(f"{path}: too many pixels for a sequence image (over Pillow's limit)") from None
+    except Image.UnidentifiedImageError:
+        raise ValueError(f"{path}: not an image file that Pillow can read") from None
+    except OSError as exc:
+        if exc.errno is not None:  # the file system's (missing, unreadable, a folder): the caller words it
+            raise
+        raise ValueError(f"{path}: a damaged image file ({exc})") from None  # Pillow's own do not name the file
     if image.shape[0] != 28:
         raise ValueError(f"{path}: expected an image 28 pixels high, got {image.shape[0]}")
     return image

@@ -315,16 +315,20 @@ def test_recognize_reads_the_good_files_reports_the_bad_and_takes_folders(tmp_pa
     _, labels = generate_phone_numbers(2, 300, (2, 10), source=test_digits, seed=8, output_path=tmp_path / "pngs")
     good = [str(tmp_path / "pngs" / f"{label}.png") for label in labels]
     (tmp_path / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "pngs" / f"{labels[0]}.png").read_bytes()[:100])
     Image.fromarray(np.full((28, 100), 255, np.uint8)).save(tmp_path / "blank.png")
     Image.fromarray(np.zeros((28, 100), np.uint8)).save(tmp_path / "dark.png")
     Image.fromarray(np.full((28, 262_145), 255, np.uint8)).save(tmp_path / "wide.png")  # past the model's memory
     Image.fromarray(np.zeros((28, 3), np.uint8)).save(tmp_path / "narrow.png")  # less than one CTC frame
     result = run_cli("recognize", good[0], str(tmp_path / "bad.png"), good[1], str(tmp_path / "narrow.png"),
-                     str(tmp_path / "blank.png"), str(tmp_path / "dark.png"), str(tmp_path / "wide.png"))
+                     str(tmp_path / "blank.png"), str(tmp_path / "dark.png"), str(tmp_path / "wide.png"),
+                     str(tmp_path / "cut.png"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert [line.split("\t")[2] for line in result.stdout.splitlines()] == [
         good[0], good[1], str(tmp_path / "blank.png"), str(tmp_path / "dark.png")]
-    assert "bad.png" in result.stderr and "3 of 7 files could not be read" in result.stderr
+    assert f"{tmp_path / 'bad.png'}: not an image file that Pillow can read" in result.stderr
+    assert f"{tmp_path / 'cut.png'}: a damaged image file (" in result.stderr  # it said only "image file is truncated"
+    assert "4 of 8 files could not be read" in result.stderr
     assert "wide.png: 262,145 pixels wide; this model reads 4 to 262,144" in result.stderr
     assert "narrow.png: 3 pixels wide; this model reads 4 to 262,144" in result.stderr
     assert "blank.png: no ink found" in result.stderr and "dark.png: mostly dark" in result.stderr

@@ -279,6 +279,31 @@ def test_cli_recognize_bad_file(tmp_path):
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr
 
 
+def test_a_damaged_or_foreign_file_is_a_value_error_that_names_it(tmp_path):
+    # Pillow's "Truncated File Read" or "broken data stream when reading image file" named no file, so
+    # `seqgen recognize FOLDER` could not say which of its files was damaged
+    import io
+
+    from PIL import Image
+
+    from seqgen.recognizer import read_png
+
+    encoded = io.BytesIO()
+    Image.fromarray(np.full((28, 60), 255, np.uint8)).save(encoded, "PNG")
+    whole = encoded.getvalue()
+    damaged = bytearray(whole)
+    damaged[whole.index(b"IDAT") + 6] ^= 0xFF  # inside the compressed pixels
+    cases = {"truncated.png": whole[:60], "damaged.png": bytes(damaged), "text.png": b"not an image"}
+    for name, payload in cases.items():
+        (tmp_path / name).write_bytes(payload)
+        with pytest.raises(ValueError) as info:
+            read_png(tmp_path / name)
+        expected = "not an image file that Pillow can read" if name == "text.png" else "a damaged image file ("
+        assert str(info.value).startswith(f"{tmp_path / name}: {expected}"), str(info.value)
+    with pytest.raises(FileNotFoundError):  # the file system's errors stay OSErrors, for the caller to word
+        read_png(tmp_path / "missing.png")
+
+
 def test_16_bit_colour_and_transparent_pngs_read_as_the_same_image(tmp_path, test_digits):
     from PIL import Image
 
