@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 from . import validation as check
 from .compose import Options
-from .formats import FORMATS, join, protocols, read_bytes, split_url, write_own
+from .formats import FORMATS, join, protocols, read_bytes, shown, split_url, write_own
 from .generate import CHUNK_SIZE
 from .io import PNG_LEVEL
 from .parallel import check_local_processes, default_threads, ordered_map
@@ -150,7 +150,7 @@ def _open_destination(fs, root: str, manifest: Manifest, fingerprint: dict) -> d
                 if "entropy" in differ and fingerprint["seed"] is None else ""
             if "output_version" in differ:
                 hint = " (it was written by a version of seqgen that draws or encodes other bytes)"
-            raise ValueError(f"output: {root} holds a different export ({name} differs in "
+            raise ValueError(f"output: {shown(fs, root)} holds a different export ({name} differs in "
                              f"{', '.join(differ) or 'format'}){hint}; choose another folder")
     earlier = manifest.load()
     return {r["index"]: r for r in earlier["shards"]} if earlier else {}
@@ -272,7 +272,7 @@ def _write(plan: ExportPlan, spec, fs, root: str, output, png_level: int, worker
                 manifest.records[index] = record
             else:
                 if record is not None:
-                    warnings.warn(f"shard {index} of {root} changed since it was written; writing it again")
+                    warnings.warn(f"shard {index} of {shown(fs, root)} changed since it was written; writing it again")
                     spec.discard(fs, root, plan.shard(index), record)
                 todo.append(index)
         written = _run_shards(plan, spec, fs, root, os.fspath(output), todo, manifest, store, png_level,
@@ -282,7 +282,7 @@ def _write(plan: ExportPlan, spec, fs, root: str, output, png_level: int, worker
     finally:
         if store is not None:
             store.close()
-    return {"output": root if fs is None else os.fspath(output), "manifest": manifest.path, "images": sum(r["count"] for r in manifest.records.values()),
+    return {"output": root if fs is None else os.fspath(output), "manifest": shown(fs, manifest.path), "images": sum(r["count"] for r in manifest.records.values()),
             "written": written, "shards": len(manifest.records)}
 
 
@@ -394,9 +394,9 @@ def _record_stop(plan, spec, fs, root, manifest, store) -> tuple[int, str]:
         manifest.save()
         spec.finish(fs, root, plan, manifest, store)
     except Exception as exc:  # noqa: BLE001 - the error that stopped the export is the one to raise
-        return done, (f"which could not all be recorded in {manifest.path} ({_described(exc)}); "
+        return done, (f"which could not all be recorded in {shown(manifest.fs, manifest.path)} ({_described(exc)}); "
                       "a resumed export renders them again")
-    return done, f"recorded in {manifest.path}"
+    return done, f"recorded in {shown(manifest.fs, manifest.path)}"
 
 
 def _described(exc: BaseException) -> str:

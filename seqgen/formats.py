@@ -41,6 +41,11 @@ def protocols(fs) -> tuple[str, ...]:
     return fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
 
 
+def shown(fs, path: str) -> str:
+    """``path`` as a user names it: a local path, or the URL of a remote one (``s3://bucket/...``)."""
+    return path if fs is None else fs.unstrip_protocol(path)
+
+
 def join(fs, root: str, name: str) -> str:
     return os.path.join(root, name) if fs is None else posixpath.join(root, name)
 

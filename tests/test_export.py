@@ -320,6 +320,10 @@ def test_any_fsspec_destination(train_digits, tmp_path):
         assert memory.cat_file(f"/seqgen-test/set/{name}") == (tmp_path / name).read_bytes()
     result = export("memory://seqgen-test/set", N, WIDTH, source=train_digits, format="parquet", **COMMON)
     assert result["written"] == 0 and result["output"] == "memory://seqgen-test/set"
+    # a remote destination is named by its URL, as a user names it ("/seqgen-test/set" was the bare path)
+    assert result["manifest"] == "memory:///seqgen-test/set/manifest.json"
+    with pytest.raises(ValueError, match=r"^output: memory:///seqgen-test/set holds a different export"):
+        export("memory://seqgen-test/set", N, WIDTH + 1, source=train_digits, format="parquet", **COMMON)
 
 
 def test_two_dask_workers_and_an_existing_scheduler_give_the_serial_bytes(train_digits, tmp_path):
