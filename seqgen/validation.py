@@ -112,6 +112,9 @@ def choice(value, name: str, allowed: tuple[str, ...]) -> str:
 
 def digit_sequence(digits, name: str = "digits") -> np.ndarray:
     """A digit string or an iterable of ints 0..9 as a non-empty ``int8`` array."""
+    if isinstance(digits, (bytes, bytearray)):  # iterated, b"12" would be the ints 49 and 50
+        raise TypeError(f"{name}: expected a digit string or an iterable of ints 0-9, got {type(digits).__name__} "
+                        f"{bytes(digits)[:20]!r}; decode it to a str first")
     if isinstance(digits, str):
         bad = next((ch for ch in digits if not "0" <= ch <= "9"), None)
         if bad is not None:
