@@ -332,7 +332,10 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as png:
             if png.mode == "I" or png.mode.startswith("I;16"):  # 16-bit grey (Pillow opens it as one or the
                 # other, by version): convert("L") would clip every value above 255 to white
-                image = np.asarray(png, dtype=np.float32) / 65535.0
+                grey = np.asarray(png)
+                image = grey.astype(np.float32) / 65535.0
+                if isinstance(png.info.get("transparency"), int):  # tRNS: this one grey value is see-through
+                    image[grey == png.info["transparency"]] = 1.0  # paper, as with the 8-bit modes below
             elif png.has_transparency_data:  # seen as a viewer shows it, on white paper (convert("L") drops alpha)
                 rgba = png.convert("RGBA")
                 paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

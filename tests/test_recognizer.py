@@ -327,3 +327,9 @@ def test_16_bit_colour_and_transparent_pngs_read_as_the_same_image(tmp_path, tes
     Image.fromarray(grey.astype(np.uint8)).convert("RGBA").save(tmp_path / "opaque.png")
     for other in ("la.png", "rgba.png", "opaque.png"):
         assert np.abs(read_png(tmp_path / other) - eight).max() <= 1 / 255 + 1e-6, other
+    # 16-bit grey whose darkest ink is marked transparent (tRNS): that ink is paper, as a viewer shows it
+    darkest = int(grey.min()) * 257
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "16-trns.png", transparency=darkest)
+    see_through = read_png(tmp_path / "16-trns.png")
+    assert (see_through[grey * 257 == darkest] == 1.0).all() and (grey * 257 == darkest).any()
+    assert np.array_equal(see_through[grey * 257 != darkest], eight[grey * 257 != darkest])
