@@ -318,6 +318,10 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     """A PNG (grey or colour, 8 or 16 bits; transparent pixels are white paper) as a ``(28, W)``
     float32 grey image in [0, 1].
 
+    Other files Pillow reads work too; a float image (mode ``F``, such as a TIFF of
+    seqgen's own float32 images) is taken as it is when its pixels are within [0, 1],
+    else on Pillow's 0-255 scale.
+
     Raises
     ------
     ValueError
@@ -336,6 +340,11 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
                 image = grey.astype(np.float32) / 65535.0
                 if isinstance(png.info.get("transparency"), int):  # tRNS: this one grey value is see-through
                     image[grey == png.info["transparency"]] = 1.0  # paper, as with the 8-bit modes below
+            elif png.mode == "F":  # floats, as Pillow saves seqgen's own images (TIFF): 0-1, or 0-255 as Pillow reads them
+                image = np.asarray(png, dtype=np.float32)
+                if not np.isfinite(image).all():
+                    raise ValueError(f"{path}: a float image with NaN or infinite pixels")
+                image = np.clip(image if image.max(initial=0) <= 1.0 else image / 255.0, 0.0, 1.0)
             elif png.has_transparency_data:  # seen as a viewer shows it, on white paper (convert("L") drops alpha)
                 rgba = png.convert("RGBA")
                 paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

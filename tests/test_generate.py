@@ -338,7 +338,7 @@ def test_an_output_path_url_is_refused_not_made_into_a_folder(train_digits, tmp_
         (dict(digits=[1, 10]), ValueError, "digits: expected ints 0-9, got 10"),
         (dict(digits=""), ValueError, "digits: expected at least one digit"),
         (dict(digits=3.5), TypeError, "digits: expected a digit string"),
-        (dict(digits=b"12"), TypeError, r"digits: .*got bytes b'12'; decode it to a str first"),  # was "got 49"
+        ({"digits": b"12"}, TypeError, r"digits: .*got bytes b'12'; decode it to a str first"),  # was "got 49"
         ({"digits": np.array([[1, 2], [3, 4]])}, ValueError, r"digits: expected a 1-d array of ints 0-9, got shape \(2, 2\)"),
         ({"digits": np.array(5)}, ValueError, r"digits: expected a 1-d array of ints 0-9, got shape \(\)"),
         ({"digits": itertools.repeat(7)}, ValueError, r"digits: more than 146 digits, which no image can hold"),

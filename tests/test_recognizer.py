@@ -327,6 +327,16 @@ def test_16_bit_colour_and_transparent_pngs_read_as_the_same_image(tmp_path, tes
     Image.fromarray(grey.astype(np.uint8)).convert("RGBA").save(tmp_path / "opaque.png")
     for other in ("la.png", "rgba.png", "opaque.png"):
         assert np.abs(read_png(tmp_path / other) - eight).max() <= 1 / 255 + 1e-6, other
+    # seqgen's own float32 image saved by Pillow (a mode F TIFF) read as 0 or 1/255 everywhere: "mostly dark"
+    image = generate_numbers_sequence("0123456789", 300, (2, 10), source=test_digits, seed=0)
+    Image.fromarray(image).save(tmp_path / "float.tif")
+    Image.fromarray(image * 255).save(tmp_path / "float-255.tif")  # Pillow's own scale for mode F
+    assert Image.open(tmp_path / "float.tif").mode == "F"
+    assert np.array_equal(read_png(tmp_path / "float.tif"), image)
+    assert np.abs(read_png(tmp_path / "float-255.tif") - image).max() < 1e-6
+    Image.fromarray(np.full((28, 5), np.nan, np.float32)).save(tmp_path / "nan.tif")
+    with pytest.raises(ValueError, match="nan.tif: a float image with NaN or infinite pixels"):
+        read_png(tmp_path / "nan.tif")
     # 16-bit grey whose darkest ink is marked transparent (tRNS): that ink is paper, as a viewer shows it
     darkest = int(grey.min()) * 257
     Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "16-trns.png", transparency=darkest)
