@@ -34,11 +34,11 @@ def _load_reader(spec: str | None, say):
 
 
 def _png_files(names: list[str]) -> list[str]:
-    """The files named, with each folder replaced by the PNGs inside it (sorted)."""
+    """The files named, with each folder replaced by the PNGs inside it (sorted; .png in any case)."""
     files = []
     for name in names:
         if Path(name).is_dir():
-            inside = sorted(str(p) for p in Path(name).glob("*.png"))
+            inside = sorted(str(p) for p in Path(name).iterdir() if p.suffix.lower() == ".png" and p.is_file())
             if not inside:
                 raise ValueError(f"files: the folder {name} holds no .png file")
             files += inside

@@ -479,6 +479,21 @@ def test_an_interrupted_training_resumes_to_the_uninterrupted_model(tmp_path):
     assert [row[0] for row in curve] == ["step", "50", "100", "150"]
 
 
+def test_recognize_takes_a_folders_pngs_in_any_case_and_only_files(tmp_path, test_digits, capsys):
+    # scanners and cameras write IMG.PNG: a folder of them "held no .png file"; a folder named x.png was read
+    from seqgen import cli, generate_phone_numbers
+
+    _, labels = generate_phone_numbers(2, 300, (2, 10), source=test_digits, seed=8, output_path=tmp_path / "pngs")
+    first, second = (tmp_path / "pngs" / f"{label}.png" for label in labels)
+    first.rename(tmp_path / "pngs" / "A.PNG")
+    second.rename(tmp_path / "pngs" / "b.Png")
+    (tmp_path / "pngs" / "c.png").mkdir()
+    assert cli.main(["recognize", "--quiet", str(tmp_path / "pngs")]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split("\t")[2] for line in out.splitlines()] == [str(tmp_path / "pngs" / n) for n in ("A.PNG", "b.Png")]
+    assert [line.split("\t")[0] for line in out.splitlines()] == list(labels) and err == ""
+
+
 def test_recognize_reads_and_prints_a_batch_at_a_time(tmp_path, test_digits, monkeypatch, capsys):
     from seqgen import cli, cli_models, generate_phone_numbers
     from seqgen.model import SequenceRecognizer
