@@ -17,17 +17,25 @@ READ_PIXELS = 2**24
 def _load_reader(spec: str | None, say):
     """The recognizer ``--model`` names: ``baseline``, a saved baseline (``.pkl``), a sequence model file,
     or (default) the shipped sequence model."""
-    from .model import SequenceRecognizer, shipped_model_path
     from .recognizer import BaselineRecognizer, default_recognizer
 
     if spec == "baseline":
         return default_recognizer(say)
-    path = shipped_model_path() if spec is None else Path(spec)
-    if spec is None and not path.is_file():
-        raise ValueError(f"--model: the shipped model {path} is missing; give --model PATH or --model baseline")
+    if spec is None:
+        from .model import shipped_model_path
+
+        path = shipped_model_path()
+        if not path.is_file():
+            raise ValueError(f"--model: the shipped model {path} is missing; give --model PATH or --model baseline")
+    else:
+        path = Path(spec)
+        if not path.is_file():  # said before PyTorch loads, which takes seconds
+            raise ValueError(f"--model: {path} is not a file")
     try:
         if path.suffix == ".pkl":  # a pickle: only files the user made with BaselineRecognizer.save
             return BaselineRecognizer.load(path)
+        from .model import SequenceRecognizer
+
         return SequenceRecognizer.load(path)
     except ValueError as exc:
         raise ValueError(f"--model: {str(exc).split(': ', 1)[-1]}") from None
@@ -61,9 +69,10 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     from .recognizer import read_png
 
     say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    paths = _png_files(args.files)
     model = _load_reader(args.model, say)
     files, images, pixels, failed, read = [], [], 0, 0, 0
-    for path in _png_files(args.files):
+    for path in paths:
         if pixels >= READ_PIXELS:
             read += _read_and_print(model, files, images)
             files, images, pixels = [], [], 0
@@ -113,9 +122,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``seqgen train``: train the sequence model on generated sequences of train digits and save it."""
     from .data import load_mnist
     from .io import prepare_output_dir, reason, reworded
-    from .model import SequenceRecognizer
     from .parallel import check_local_processes
-    from .train import TrainingStateError, check_batch_memory, train
     from .validation import nonnegative_int, not_a_url, positive_int
 
     if (args.steps is None) == (args.minutes is None):
@@ -130,7 +137,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_local_processes(nonnegative_int(args.workers, "--workers"), "--workers")
     if args.threads is not None:
         positive_int(args.threads, "--threads")
-    check_batch_memory(args.batch_size)
     not_a_url(args.out, "--out")
     if args.log:
         not_a_url(args.log, "--log")
@@ -153,6 +159,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"{log_flag}: {log} is a folder, expected a file for the learning curve")
     if log.exists() and not args.overwrite and not resuming:  # the learning curve is not written over another file
         raise ValueError(f"{log_flag}: {log} (the learning curve) exists; pass --overwrite to replace it")
+    from .model import SequenceRecognizer  # PyTorch loads here, once the flags are checked (seconds)
+    from .train import TrainingStateError, check_batch_memory, train
+
+    check_batch_memory(args.batch_size)
     for path, flag in ((out, "--out"), (log, log_flag)):  # before, not after, training
         prepare_output_dir(path.parent, flag)
     if args.overwrite:

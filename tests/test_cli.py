@@ -256,6 +256,25 @@ def test_train_and_recognize_bad_input_is_one_line_and_exit_2(tmp_path, args, me
     assert not any(p.name.endswith(":") for p in tmp_path.iterdir())  # no folder named after a URL's scheme
 
 
+@pytest.mark.parametrize("args, message", [
+    (["train", "--out", "m.pt", "--steps", "0"], "--steps: expected a positive int, got 0"),
+    (["train", "--out", "m.pt", "--steps", "5", "--lr", "2"], "--lr: expected a learning rate in (0, 1)"),
+    (["train", "--out", ".", "--steps", "5"], "--out: expected a file path for the model"),
+    (["train", "--out", "m.pt", "--log", "m.pt", "--steps", "2"], "--log: m.pt is the model's file (--out)"),
+    (["recognize", "--model", "no-such-model.pt", "a.png"], "--model: no-such-model.pt is not a file"),
+    (["recognize", "empty"], "files: the folder empty holds no .png file"),
+])
+def test_a_bad_flag_is_refused_before_pytorch_loads(tmp_path, args, message):
+    """Loading PyTorch takes seconds: a mistyped flag of train or recognize is said without waiting for it."""
+    (tmp_path / "empty").mkdir()
+    code = ("import sys; from seqgen.cli import main; status = main(sys.argv[1:]); "
+            "print('torch' in sys.modules); sys.exit(status)")
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path,
+                            env=dict(os.environ))
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert result.stdout == "False\n"
+
+
 def test_train_with_a_damaged_state_file_says_to_start_again(tmp_path):
     (tmp_path / "m.pt.partial").write_bytes(b"not a state")
     result = run_cli("train", "--out", "m.pt", "--steps", "2", "--source", "sample", "--quiet", cwd=tmp_path)
