@@ -129,9 +129,10 @@ def _export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="local worker processes, a Dask LocalCluster (default 1: threads in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run the shards on this Dask scheduler (tcp://host:8786)")
-    p.add_argument("--png-level", type=int, default=1, choices=(0, 1),
-                   help="the PNG bytes of every format: 1 compressed (zlib's run-length strategy, default); "
-                        "0 stored uncompressed, faster to write, ~2.5x larger")
+    p.add_argument("--png-level", type=int, default=None, choices=(0, 1),
+                   help="the PNG bytes of every format: 1 compressed (zlib's run-length strategy; the default, "
+                        "except for parquet); 0 stored uncompressed, faster to write, ~2.5x larger (parquet's "
+                        "default: its pages are compressed with zstd instead)")
     p.add_argument("--shard", type=_shard, default=None, metavar="K/M",
                    help="write only the K-th of M disjoint parts of the export")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -26,7 +26,6 @@ from . import validation as check
 from .compose import Options
 from .formats import FORMATS, join, protocols, read_bytes, shown, split_url, write_own
 from .generate import CHUNK_SIZE
-from .io import PNG_LEVEL
 from .parallel import check_local_processes, default_threads, ordered_map
 from .shards import ExportPlan, Shard
 
@@ -158,7 +157,7 @@ def _open_destination(fs, root: str, manifest: Manifest, fingerprint: dict) -> d
 
 def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, format: str = "png",
            length="phone", fit: str = "shrink", align: str = "center", source=None, augment=None, seed=None,
-           shard_size: int = CHUNK_SIZE, png_level: int = PNG_LEVEL, workers: int = 1,
+           shard_size: int = CHUNK_SIZE, png_level: int | None = None, workers: int = 1,
            scheduler: str | None = None, part: tuple[int, int] | None = None, progress: bool = False) -> dict:
     """Write a dataset of generated images, shard by shard, resuming an interrupted run.
 
@@ -180,8 +179,9 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
         ``DataGenerator(batch_size=shard_size, length=length, seed=seed, ...)[(0, k)]``.
     shard_size : int
         Images per shard: the unit of work, of publication and of resumption.
-    png_level : int
-        zlib level of the PNG bytes (0 stored, 1 compressed).
+    png_level : {None, 0, 1}
+        zlib level of the PNG bytes: 0 stored, 1 compressed. None (default): 1, except for
+        ``parquet``, whose pages are compressed with zstd, so that its PNGs are stored (0).
     workers : int
         Local worker processes (a Dask ``LocalCluster``); 1 runs here.
     scheduler : str, optional
@@ -215,14 +215,14 @@ def export(output, num_images: int, image_width: int, spacing_range=(2, 10), *, 
     return _write(plan, *writing)
 
 
-def check_destination(plan: ExportPlan, output, format: str = "png", png_level: int = PNG_LEVEL) -> None:
+def check_destination(plan: ExportPlan, output, format: str = "png", png_level: int | None = None) -> None:
     """Refuse ``output`` now if it holds a different export than ``plan`` (it is created if missing)."""
-    _, fs, root = _check_format(format, output)
-    png_level = _check_png_level(png_level)
+    spec, fs, root = _check_format(format, output)
+    png_level = _check_png_level(png_level, spec)
     _open_destination(fs, root, Manifest(fs, root, "manifest.json", {}), plan.fingerprint(format, png_level))
 
 
-def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: int = PNG_LEVEL, workers: int = 1,
+def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: int | None = None, workers: int = 1,
                  scheduler: str | None = None, part: tuple[int, int] | None = None, progress: bool = False) -> dict:
     """Write (or resume) the export ``plan`` describes; see :func:`export`."""
     return _write(plan, *_check_writing(output, format, png_level, workers, scheduler, part, progress))
@@ -231,16 +231,19 @@ def write_export(plan: ExportPlan, output, *, format: str = "png", png_level: in
 def _check_writing(output, format, png_level, workers, scheduler, part, progress) -> tuple:
     """The arguments of :func:`write_export` after ``plan``, checked, as :func:`_write` takes them."""
     spec, fs, root = _check_format(format, output)
-    png_level = _check_png_level(png_level)
+    png_level = _check_png_level(png_level, spec)
     check.flag(progress, "progress")
     workers, worker_memory = _check_runner(fs, output, workers, scheduler)
     part = None if part is None else _check_part(part)
     return spec, fs, root, output, png_level, workers, scheduler, part, progress, worker_memory
 
 
-def _check_png_level(png_level) -> int:
+def _check_png_level(png_level, spec) -> int:
+    """``png_level`` checked, or the format's own when it is None."""
+    if png_level is None:
+        return spec.png_level
     if isinstance(png_level, bool) or png_level not in (0, 1):
-        raise ValueError(f"png_level: expected 0 or 1, got {png_level!r}")
+        raise ValueError(f"png_level: expected None, 0 or 1, got {png_level!r}")
     return int(png_level)
 
 
