@@ -29,7 +29,11 @@ def _cmd_download(args: argparse.Namespace) -> int:
     try:
         paths = download_mnist(args.data_dir, progress=not args.quiet, retries=args.retries)
     except MnistUnavailableError as exc:
-        print(f"seqgen download: {as_flags(str(exc))}", file=sys.stderr)
+        message = as_flags(str(exc))
+        if args.data_dir is None:  # the environment chose the folder; this command can also take --data-dir
+            message = message.replace("choose another folder with SEQGEN_DATA_DIR",
+                                      "choose another folder with --data-dir or SEQGEN_DATA_DIR")
+        print(f"seqgen download: {message}", file=sys.stderr)
         return 1
     print(f"full MNIST verified: {len(paths)} files in {cache_dir(args.data_dir)}")
     return 0

@@ -334,6 +334,19 @@ def test_the_cli_names_the_flag_of_a_cache_folder_that_cannot_take_the_files(ser
         "(Permission denied); choose another folder with --data-dir or SEQGEN_DATA_DIR\n")
 
 
+def test_seqgen_download_offers_its_flag_when_the_environment_chose_the_folder(server, cache, monkeypatch, capsys):
+    # it advised only SEQGEN_DATA_DIR, although this command also takes --data-dir
+    from seqgen import cli
+
+    monkeypatch.setenv("SEQGEN_MNIST_URLS", server.url())
+    monkeypatch.setenv("SEQGEN_DATA_DIR", str(cache))
+    _a_folder_no_one_may_create(monkeypatch)
+    assert cli.main(["download", "--quiet"]) == 1
+    assert capsys.readouterr().err == (
+        f"seqgen download: SEQGEN_DATA_DIR: cannot save train-images-idx3-ubyte.gz in the cache folder {cache} "
+        "(Permission denied); choose another folder with --data-dir or SEQGEN_DATA_DIR\n")
+
+
 @pytest.mark.parametrize("chosen_by", ["SEQGEN_DATA_DIR", "the OS"])
 def test_a_cache_folder_the_environment_chose_is_named_with_the_variable_that_chooses_another(
         server, cache, monkeypatch, chosen_by):
