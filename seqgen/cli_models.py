@@ -42,11 +42,13 @@ def _load_reader(spec: str | None, say):
 
 
 def _png_files(names: list[str]) -> list[str]:
-    """The files named, with each folder replaced by the PNGs inside it (sorted; .png in any case)."""
+    """The files named, with each folder replaced by the PNGs inside it (sorted; .png in any case; not
+    hidden files such as the ``._x.png`` metadata that macOS leaves on other file systems)."""
     files = []
     for name in names:
         if Path(name).is_dir():
-            inside = sorted(str(p) for p in Path(name).iterdir() if p.suffix.lower() == ".png" and p.is_file())
+            inside = sorted(str(p) for p in Path(name).iterdir()
+                            if p.suffix.lower() == ".png" and not p.name.startswith(".") and p.is_file())
             if not inside:
                 raise ValueError(f"files: the folder {name} holds no .png file")
             files += inside

@@ -507,10 +507,14 @@ def test_recognize_takes_a_folders_pngs_in_any_case_and_only_files(tmp_path, tes
     first.rename(tmp_path / "pngs" / "A.PNG")
     second.rename(tmp_path / "pngs" / "b.Png")
     (tmp_path / "pngs" / "c.png").mkdir()
+    (tmp_path / "pngs" / "._A.PNG").write_bytes(b"\x00\x05\x16\x07")  # macOS metadata beside A.PNG: was "not a PNG"
     assert cli.main(["recognize", "--quiet", str(tmp_path / "pngs")]) == 0
     out, err = capsys.readouterr()
     assert [line.split("\t")[2] for line in out.splitlines()] == [str(tmp_path / "pngs" / n) for n in ("A.PNG", "b.Png")]
     assert [line.split("\t")[0] for line in out.splitlines()] == list(labels) and err == ""
+    (tmp_path / "pngs" / "A.PNG").rename(tmp_path / "pngs" / ".A.png")  # named, a hidden file is read
+    assert cli.main(["recognize", "--quiet", str(tmp_path / "pngs" / ".A.png")]) == 0
+    assert capsys.readouterr().out.split("\t")[0] == labels[0]
 
 
 def test_recognize_reads_and_prints_a_batch_at_a_time(tmp_path, test_digits, monkeypatch, capsys):
