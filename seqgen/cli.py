@@ -9,6 +9,7 @@ them prints a traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import threading
@@ -304,7 +305,7 @@ FLAGS = {"image_width": "--image-width", "spacing_range": "--spacing", "num_imag
 PHRASES = {"fit='shrink' or 'stretch'": "--fit shrink or stretch", "image_width=": "--image-width ",
            "a smaller spacing_range": "a smaller --spacing", "a smaller batch_size": "a smaller --batch-size",
            "(threads=": "(--threads ", "with data_dir=": "with --data-dir", "source='mnist'": "--source mnist",
-           "source='sample'": "--source sample"}
+           "source='sample'": "--source sample", "pass a seed to resume": "pass --seed to resume"}
 
 
 def as_flags(message: str) -> str:
@@ -316,11 +317,20 @@ def as_flags(message: str) -> str:
     return ", ".join(dict.fromkeys(FLAGS.get(name, name) for name in names)) + sep + in_flag_words(rest)
 
 
+#: The settings an export's or a training's record compares, as the flags that set them.
+SETTINGS = {"format": "--format", "length": "--length", "num_images": "--num-images", "image_width": "--image-width",
+            "spacing_range": "--spacing", "fit": "--fit", "align": "--align", "augment": "--augment", "seed": "--seed",
+            "shard_size": "--shard-size", "png_level": "--png-level", "digits": "--source", "steps": "--steps",
+            "batch_size": "--batch-size", "lr": "--lr"}
+
+
 def in_flag_words(text: str) -> str:
-    """``text`` with the API's spellings of :data:`PHRASES` as the command line's."""
+    """``text`` with the API's spellings of :data:`PHRASES`, and the settings it says differ, as the command
+    line's."""
     for api, flag in PHRASES.items():
         text = text.replace(api, flag)
-    return text
+    return re.sub(r"(differs in )([a-z_]+(?:, [a-z_]+)*)",
+                  lambda m: m[1] + ", ".join(SETTINGS.get(name, name) for name in m[2].split(", ")), text)
 
 
 def _interrupt(signum, frame):

@@ -68,6 +68,21 @@ def test_phone_files_are_the_same_for_any_number_of_workers(tmp_path):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
 
 
+def test_a_folder_with_another_export_is_refused_naming_the_flags_that_differ(tmp_path):
+    # it named the settings as the API does: "differs in png_level, shard_size", "pass a seed"
+    common = ["phone", "--num-images", "6", "--image-width", "100", "--source", "sample", "--quiet", "--format",
+              "parquet", "--output-dir", str(tmp_path / "set")]
+    assert run_cli(*common, "--seed", "1").returncode == 0
+    other = run_cli(*common, "--seed", "1", "--png-level", "1", "--shard-size", "5")
+    assert other.returncode == 2 and other.stderr == (
+        f"seqgen phone: error: --output-dir: {tmp_path / 'set'} holds a different export (manifest.json differs in "
+        "--png-level, --shard-size); choose another folder\n")
+    unseeded = run_cli(*common)
+    assert unseeded.returncode == 2 and unseeded.stderr.endswith(
+        "(manifest.json differs in entropy, --seed) (without a seed, every export is a new one: pass --seed to "
+        "resume); choose another folder\n"), unseeded.stderr
+
+
 def test_png_level_changes_the_size_not_the_pixels(tmp_path):
     common = ["phone", "--num-images", "20", "--image-width", "120", "--seed", "5", "--source", "sample", "--quiet"]
     for level in ("0", "1"):
@@ -487,7 +502,7 @@ def test_an_interrupted_training_resumes_to_the_uninterrupted_model(tmp_path):
 
     other = run_cli(*command(out, "--seed", "1")[3:])  # another training into the same --out is refused
     assert other.returncode == 2 and other.stderr == (
-        f"seqgen train: error: --out: {out}.partial holds a training with other settings (it differs in seed); "
+        f"seqgen train: error: --out: {out}.partial holds a training with other settings (it differs in --seed); "
         "run the command that started it, or pass --overwrite to start again\n")
     again = subprocess.run(command(out), capture_output=True, text=True, check=False)
     assert again.returncode == 0, again.stderr
