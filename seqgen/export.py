@@ -149,8 +149,9 @@ def _open_destination(fs, root: str, manifest: Manifest, fingerprint: dict) -> d
                 if "entropy" in differ and fingerprint["seed"] is None else ""
             if "output_version" in differ:
                 hint = " (it was written by a version of seqgen that draws or encodes other bytes)"
+            shown_differ = [k for k in differ if k != "entropy" or "seed" not in differ]  # a seed decides entropy
             raise ValueError(f"output: {shown(fs, root)} holds a different export ({name} differs in "
-                             f"{', '.join(differ) or 'format'}){hint}; choose another folder")
+                             f"{', '.join(shown_differ) or 'format'}){hint}; choose another folder")
     earlier = manifest.load()
     return {r["index"]: r for r in earlier["shards"]} if earlier else {}
 

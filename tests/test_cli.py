@@ -79,7 +79,7 @@ def test_a_folder_with_another_export_is_refused_naming_the_flags_that_differ(tm
         "--png-level, --shard-size); choose another folder\n")
     unseeded = run_cli(*common)
     assert unseeded.returncode == 2 and unseeded.stderr.endswith(
-        "(manifest.json differs in entropy, --seed) (without a seed, every export is a new one: pass --seed to "
+        "(manifest.json differs in --seed) (without a seed, every export is a new one: pass --seed to "
         "resume); choose another folder\n"), unseeded.stderr
 
 
