@@ -298,7 +298,9 @@ FLAGS = {"image_width": "--image-width", "spacing_range": "--spacing", "num_imag
          "digits": "--digits", "output": "--output-dir", "output_path": "--output-dir", "seed": "--seed",
          "source": "--source", "shard_size": "--shard-size", "workers": "--workers", "length": "--length",
          "scheduler": "--scheduler", "phone numbers": "--spacing", "data_dir": "--data-dir",
-         "retries": "--retries", "batch_size": "--batch-size", "log_path": "--log", "threads": "--threads", "state_path": "--out"}
+         "retries": "--retries", "batch_size": "--batch-size", "log_path": "--log", "threads": "--threads", "state_path": "--out",
+         "format": "--format", "fit": "--fit", "align": "--align", "augment": "--augment", "png_level": "--png-level",
+         "steps": "--steps", "lr": "--lr"}
 
 
 #: The API's spellings inside such messages, as the command line's.
@@ -317,11 +319,9 @@ def as_flags(message: str) -> str:
     return ", ".join(dict.fromkeys(FLAGS.get(name, name) for name in names)) + sep + in_flag_words(rest)
 
 
-#: The settings an export's or a training's record compares, as the flags that set them.
-SETTINGS = {"format": "--format", "length": "--length", "num_images": "--num-images", "image_width": "--image-width",
-            "spacing_range": "--spacing", "fit": "--fit", "align": "--align", "augment": "--augment", "seed": "--seed",
-            "shard_size": "--shard-size", "png_level": "--png-level", "digits": "--source", "steps": "--steps",
-            "batch_size": "--batch-size", "lr": "--lr"}
+#: The settings an export's or a training's record compares, as the flags that set them: there
+#: ``digits`` is the digit set, which ``--source`` chooses.
+SETTINGS = {**FLAGS, "digits": "--source"}
 
 
 def in_flag_words(text: str) -> str:
