@@ -161,7 +161,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"{log_flag}: {log} is a folder, expected a file for the learning curve")
     if log.exists() and not args.overwrite and not resuming:  # the learning curve is not written over another file
         raise ValueError(f"{log_flag}: {log} (the learning curve) exists; pass --overwrite to replace it")
-    from .model import SequenceRecognizer  # PyTorch loads here, once the flags are checked (seconds)
+    # PyTorch loads here, once the flags are checked: it takes seconds
+    from .model import SequenceRecognizer
     from .train import TrainingStateError, check_batch_memory, train
 
     check_batch_memory(args.batch_size)

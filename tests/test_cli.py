@@ -285,7 +285,7 @@ def test_a_bad_flag_is_refused_before_pytorch_loads(tmp_path, args, message):
     code = ("import sys; from seqgen.cli import main; status = main(sys.argv[1:]); "
             "print('torch' in sys.modules); sys.exit(status)")
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path,
-                            env=dict(os.environ))
+                            env=dict(os.environ), check=False)
     assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert result.stdout == "False\n"
 
