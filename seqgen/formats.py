@@ -20,7 +20,7 @@ import tarfile
 
 import numpy as np
 
-from .io import encode_pngs, replace_own_file, write_or_keep
+from .io import PNG_LEVEL, encode_pngs, replace_own_file, write_or_keep
 
 
 def split_url(output: str):
@@ -107,7 +107,7 @@ class Format:
     needs: str | None = None  # the optional package this format imports
     local_only = False
     prefix = "shard"
-    png_level = 1  # the zlib level of its PNG bytes unless the caller picks one
+    png_level = PNG_LEVEL  # the zlib level of its PNG bytes unless the caller picks one
 
     def shard_name(self, index: int) -> str:
         raise NotImplementedError
