@@ -35,6 +35,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def worker_peak_mb() -> float:
+    """The peak resident memory of this process's own pages (``VmHWM``).
+
+    Not ``ru_maxrss``: a spawned worker inherits that from its parent (fork, then
+    exec), so it would report the benchmark's own peak.
+    """
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-images", type=int, default=100_000)
@@ -59,14 +69,15 @@ def main() -> None:
     print(f"peak memory of this process (in-process runs): {peak_rss_mb():.0f} MB")
     if args.skip_dask:
         return
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
-    for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None, silence_logs=40) as cluster, \
-                Client(cluster) as client:
+    from seqgen.export import local_cluster
+
+    for workers in (1, 2):  # the cluster export(workers=N) makes, started here to read its workers' memory
+        with local_cluster(workers) as cluster, Client(cluster) as client:
             folder = tempfile.mkdtemp(prefix="seqgen-dask-", dir=args.disk)
             rate = timed_export(folder, n, "webdataset", digits, scheduler=cluster.scheduler_address)
-            peaks = client.run(peak_rss_mb)
+            peaks = client.run(worker_peak_mb)
             print(f"webdataset on disk, Dask {workers} worker(s): {rate:,.0f} images/s; worker peak memory "
                   f"{max(peaks.values()):.0f} MB", flush=True)
     shutil.rmtree(args.disk, ignore_errors=True)
