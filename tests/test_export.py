@@ -385,6 +385,26 @@ def test_local_workers_run_without_dasks_malloc_trim_threshold(tmp_path):
                                        "threads [1, 1]"]
 
 
+def test_a_workers_peak_memory_does_not_grow_with_the_export(train_digits, tmp_path):
+    from dask.distributed import Client
+
+    from seqgen.export import local_cluster
+
+    def own_peak_mb():  # VmHWM: this process's own pages (ru_maxrss would include the parent's, from the fork)
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+    peaks = {}
+    for n in (1_000, 12_000):  # a fresh worker for each export
+        with local_cluster(1) as cluster, Client(cluster) as client:
+            export(tmp_path / str(n), n, 200, source=train_digits, format="webdataset", shard_size=500, seed=1,
+                   scheduler=cluster.scheduler_address, progress=False)
+            [peaks[n]] = client.run(own_peak_mb).values()
+    assert peaks[12_000] < 500  # issue 17's bound
+    # twelve times the images, the same peak: a worker holds one shard at a time (12,000 PNGs are 26 MB)
+    assert peaks[12_000] - peaks[1_000] < 10, peaks
+
+
 def test_shards_larger_than_a_remote_workers_memory_limit_are_refused(train_digits, tmp_path):
     import dask
     from dask.distributed import LocalCluster
