@@ -367,6 +367,7 @@ def local_cluster(workers: int):
     import dask
     from dask.distributed import LocalCluster
 
+    workers = check_local_processes(check.positive_int(workers, "workers"))
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                             silence_logs=logging.CRITICAL)

@@ -385,6 +385,17 @@ def test_local_workers_run_without_dasks_malloc_trim_threshold(tmp_path):
                                        "threads [1, 1]"]
 
 
+@pytest.mark.parametrize("workers, message", [
+    (0, "workers: expected a positive int, got 0"),
+    (10**6, r"workers: at most \d+ local worker processes on this machine \(\d+ cores\), got 1000000"),
+])
+def test_a_local_cluster_of_no_or_too_many_workers_is_refused(workers, message):
+    from seqgen.export import local_cluster
+
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        local_cluster(workers)
+
+
 def test_a_workers_peak_memory_does_not_grow_with_the_export(train_digits, tmp_path):
     from dask.distributed import Client
 
