@@ -2,9 +2,9 @@
 
 Workload (issue 17): phone numbers at width 200, spacing (2, 10), from the
 offline sample, 100,000 by default.  For each format, images/s on the project's
-disk and on a RAM disk (``/dev/shm``), each a fresh export; then a Dask
-``LocalCluster`` with one and with two worker processes, and the peak memory
-(maximum resident set) of each worker.  One line per figure, ``name: value``.
+disk and on a RAM disk (``/dev/shm``), each a fresh export; then the Dask
+``LocalCluster`` of ``export(workers=N)`` with one and with two worker processes,
+and the peak memory (``VmHWM``) of each worker.  One line per figure, ``name: value``.
 """
 
 from __future__ import annotations
